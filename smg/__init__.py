@@ -1,0 +1,1 @@
+"""SMG: an Envoy-style, configuration-driven LLM inference gateway."""

@@ -1,0 +1,7 @@
+"""python -m smg."""
+
+import sys
+
+from smg.cli import main
+
+sys.exit(main())

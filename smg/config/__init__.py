@@ -1,0 +1,1 @@
+"""Configuration: YAML loading, validation against schemas/, typed model, file watching."""

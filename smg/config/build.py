@@ -1,0 +1,157 @@
+"""Normalizing a valid document (shorthands expanded) and turning it into dataclasses."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from smg.config.model import (
+    AdminConfig,
+    ClusterConfig,
+    Config,
+    ConnectionPoolConfig,
+    EndpointConfig,
+    FilterConfig,
+    LbPolicyConfig,
+    ListenerConfig,
+    LoggingConfig,
+    ModelConfig,
+    RouteConfig,
+    RouteMatch,
+    ServerConfig,
+    TimeoutsConfig,
+    WeightedCluster,
+)
+from smg.config.paths import JsonPath
+from smg.config.semantic import ROUTER_NAME, ROUTER_TYPE
+from smg.config.units import parse_duration, parse_size
+
+
+def normalize(doc: dict[str, Any]) -> dict[JsonPath, JsonPath]:
+    """Expand shorthands in place; return where each moved scalar went (old → new path).
+
+    Endpoint strings become ``{url}``, a bare ``lb_policy`` string ``{type}``, a route's
+    ``cluster`` a one-element ``clusters``, route names are generated, and the implicit
+    ``router`` filter is declared. Defaults for the new objects are filled afterwards.
+    """
+    moved: dict[JsonPath, JsonPath] = {}
+    doc["filters"].setdefault(ROUTER_NAME, {"type": ROUTER_TYPE})
+    for ci, cluster in enumerate(doc["clusters"]):
+        for ei, endpoint in enumerate(cluster["endpoints"]):
+            if isinstance(endpoint, str):
+                cluster["endpoints"][ei] = {"url": endpoint}
+                at: JsonPath = ("clusters", ci, "endpoints", ei)
+                moved[at] = (*at, "url")
+        if isinstance(cluster["lb_policy"], str):
+            cluster["lb_policy"] = {"type": cluster["lb_policy"]}
+            at = ("clusters", ci, "lb_policy")
+            moved[at] = (*at, "type")
+    for li, listener in enumerate(doc["listeners"]):
+        for ri, route in enumerate(listener["routes"]):
+            route.setdefault("name", f"route-{ri}")
+            if "cluster" in route:
+                route["clusters"] = [{"name": route.pop("cluster")}]
+                at = ("listeners", li, "routes", ri)
+                moved[(*at, "cluster")] = (*at, "clusters", 0, "name")
+    return moved
+
+
+def canonical_hash(value: Any) -> str:
+    """sha256 (hex) of the canonical JSON of ``value`` (sorted keys, no spaces)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def build_config(
+    doc: dict[str, Any],
+    *,
+    source: str,
+    version_hash: str,
+    secret_paths: frozenset[JsonPath],
+    lines: dict[JsonPath, int] | None = None,
+) -> Config:
+    """The typed view of a normalized, defaulted, valid document."""
+    admin = doc["admin"]
+    log = doc["logging"]
+    server = doc["server"]
+    return Config(
+        source=source,
+        version_hash=version_hash,
+        admin=None if admin is None else AdminConfig(address=admin["address"]),
+        logging=LoggingConfig(level=log["level"], json=log["json"], access_log=log["access_log"]),
+        server=ServerConfig(
+            workers=server["workers"],
+            shutdown_grace_period=parse_duration(server["shutdown_grace_period"]),
+            watch_config=server["watch_config"],
+        ),
+        models=tuple(
+            ModelConfig(name=name, owned_by=model["owned_by"])
+            for name, model in doc["models"].items()
+        ),
+        listeners=tuple(_listener(listener) for listener in doc["listeners"]),
+        filters={
+            name: FilterConfig(name=name, type=spec["type"], config=spec["config"])
+            for name, spec in doc["filters"].items()
+        },
+        clusters=tuple(_cluster(cluster) for cluster in doc["clusters"]),
+        # a private copy: FilterConfig/LbPolicyConfig hold dicts of doc that callers may touch
+        raw=copy.deepcopy(doc),
+        secret_paths=secret_paths,
+        lines={} if lines is None else lines,
+    )
+
+
+def _listener(listener: dict[str, Any]) -> ListenerConfig:
+    return ListenerConfig(
+        name=listener["name"],
+        address=listener["address"],
+        filters=tuple(listener["filters"]),
+        routes=tuple(_route(route) for route in listener["routes"]),
+        max_payload_size=parse_size(listener["max_payload_size"]),
+        request_timeout=parse_duration(listener["request_timeout"]),
+    )
+
+
+def _route(route: dict[str, Any]) -> RouteConfig:
+    match = route["match"]
+    return RouteConfig(
+        name=route["name"],
+        match=RouteMatch(
+            model=match.get("model"),
+            path=match.get("path"),
+            # header names are case-insensitive on the wire
+            headers=tuple((k.lower(), v) for k, v in match.get("headers", {}).items()),
+        ),
+        clusters=tuple(
+            WeightedCluster(name=c["name"], weight=c["weight"]) for c in route["clusters"]
+        ),
+        fallback=tuple(route["fallback"]),
+    )
+
+
+def _cluster(cluster: dict[str, Any]) -> ClusterConfig:
+    timeouts = cluster["timeouts"]
+    pool = cluster["connection_pool"]
+    return ClusterConfig(
+        name=cluster["name"],
+        protocol=cluster["protocol"],
+        endpoints=tuple(
+            EndpointConfig(url=e["url"], weight=e["weight"]) for e in cluster["endpoints"]
+        ),
+        lb_policy=LbPolicyConfig(
+            type=cluster["lb_policy"]["type"], config=cluster["lb_policy"]["config"]
+        ),
+        timeouts=TimeoutsConfig(
+            connect=parse_duration(timeouts["connect"]),
+            first_byte=parse_duration(timeouts["first_byte"]),
+            idle=parse_duration(timeouts["idle"]),
+            total=parse_duration(timeouts["total"]),
+        ),
+        connection_pool=ConnectionPoolConfig(
+            max_connections=pool["max_connections"],
+            idle_timeout=parse_duration(pool["idle_timeout"]),
+        ),
+        config_hash=canonical_hash(cluster),
+    )

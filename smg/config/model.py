@@ -1,0 +1,170 @@
+"""Typed, frozen view of a validated configuration.
+
+Field names and defaults come from ``schemas/smg.schema.json`` (the single source of
+truth); :mod:`smg.config.loader` fills these dataclasses from the validated document,
+after defaults were applied, so nothing here repeats a default value.
+Durations are seconds (float); sizes are bytes (int).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The admin listener (health, metrics, config, clusters, reload)."""
+
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """Log level and format."""
+
+    level: str
+    json: bool
+    access_log: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Process-level settings."""
+
+    workers: int
+    shutdown_grace_period: float
+    watch_config: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """What a request must look like to take a route; None means 'any'."""
+
+    model: str | None
+    path: str | None
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedCluster:
+    """One target of a route with its share of traffic."""
+
+    name: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """Match → one or more weighted clusters, plus fallbacks."""
+
+    name: str
+    match: RouteMatch
+    clusters: tuple[WeightedCluster, ...]
+    fallback: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerConfig:
+    """An address, an ordered filter chain and a route table."""
+
+    name: str
+    address: str
+    filters: tuple[str, ...]
+    routes: tuple[RouteConfig, ...]
+    max_payload_size: int
+    request_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class FilterConfig:
+    """A named filter instance: its type and its own (type-validated) config."""
+
+    name: str
+    type: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """One worker address."""
+
+    url: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class LbPolicyConfig:
+    """A load-balancing policy by name and its config."""
+
+    type: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutsConfig:
+    """Deadlines for one upstream request."""
+
+    connect: float
+    first_byte: float
+    idle: float
+    total: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionPoolConfig:
+    """Keep-alive pool per endpoint."""
+
+    max_connections: int
+    idle_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """A set of endpoints speaking one protocol, with one LB policy."""
+
+    name: str
+    protocol: str
+    endpoints: tuple[EndpointConfig, ...]
+    lb_policy: LbPolicyConfig
+    timeouts: TimeoutsConfig
+    connection_pool: ConnectionPoolConfig
+    config_hash: str = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """A model the gateway serves (listed by /v1/models)."""
+
+    name: str
+    owned_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole validated configuration file."""
+
+    source: str
+    version_hash: str
+    admin: AdminConfig | None
+    logging: LoggingConfig
+    server: ServerConfig
+    models: tuple[ModelConfig, ...]
+    listeners: tuple[ListenerConfig, ...]
+    filters: dict[str, FilterConfig]
+    clusters: tuple[ClusterConfig, ...]
+    raw: dict[str, Any] = field(compare=False, repr=False)
+    # paths in ``raw`` whose value came from a secret-looking environment variable
+    secret_paths: frozenset[tuple[str | int, ...]] = field(
+        default=frozenset(), compare=False, repr=False
+    )
+    # line of each path as written in the file (before shorthands were expanded); empty
+    # for documents built in memory; look up with smg.config.errors.line_for
+    lines: dict[tuple[str | int, ...], int] = field(default_factory=dict, compare=False, repr=False)
+
+    def cluster(self, name: str) -> ClusterConfig:
+        """The cluster named ``name`` (references were checked at load)."""
+        for c in self.clusters:
+            if c.name == name:
+                return c
+        raise KeyError(name)

@@ -1,0 +1,132 @@
+"""The per-listener request handler: decode → filter chain → write, on one snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+
+from smg.errors import GatewayError, InternalError, NotFound, UpstreamTimeout
+from smg.filters.base import RequestContext
+from smg.listeners.decode import decode_request
+from smg.listeners.writer import error_response, write_response
+from smg.protocol.request import KIND_BY_PATH
+
+if TYPE_CHECKING:
+    from smg.runtime.manager import RuntimeManager
+    from smg.runtime.snapshot import ListenerRuntime, Snapshot
+
+log = logging.getLogger("smg.listeners")
+
+_HEALTH_PATHS = frozenset({"/health", "/health_generate", "/liveness", "/readiness"})
+
+
+class ListenerHandler:
+    """Serves one named listener; reads the current snapshot once per request."""
+
+    def __init__(self, name: str, manager: RuntimeManager) -> None:
+        self.name = name
+        self.manager = manager
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        """aiohttp low-level handler entry point."""
+        snap = self.manager.current
+        lr = snap.listeners.get(self.name)
+        if lr is None:
+            return error_response({}, NotFound("This listener is being removed."))
+        path = request.path
+        kind = KIND_BY_PATH.get(path)
+        if kind is None or request.method != "POST":
+            return self._local(request, snap, lr)
+        snap.active += 1
+        ctx: RequestContext | None = None
+        try:
+            try:
+                req = await decode_request(request, kind, lr.config.max_payload_size)
+            except GatewayError as err:
+                return error_response({}, err)
+            ctx = RequestContext(req, snap, lr, request.remote)
+            return await self._proxy(request, ctx, lr)
+        finally:
+            if ctx is not None:
+                lr.chain.finish(ctx)
+            snap.active -= 1
+            if snap.retired and snap.active == 0:
+                self.manager.snapshot_drained(snap)
+
+    async def _proxy(
+        self, request: web.BaseRequest, ctx: RequestContext, lr: ListenerRuntime
+    ) -> web.StreamResponse:
+        try:
+            async with asyncio.timeout(lr.config.request_timeout):
+                resp = await lr.chain.run(ctx)
+                return await write_response(request, ctx, resp)
+        except GatewayError as err:
+            ctx.error = err
+            ctx.status = err.status
+            return error_response(ctx.response_headers, err)
+        except TimeoutError:
+            err = UpstreamTimeout(
+                f"The request did not complete within {lr.config.request_timeout:g}s."
+            )
+            ctx.error = err
+            ctx.status = err.status
+            return error_response(ctx.response_headers, err)
+        except asyncio.CancelledError:
+            ctx.client_disconnected = True
+            raise
+        except Exception:
+            log.exception("internal error serving %s", request.path)
+            ierr = InternalError("The gateway failed to serve this request.")
+            ctx.error = ierr
+            ctx.status = ierr.status
+            return error_response(ctx.response_headers, ierr)
+
+    def _local(
+        self, request: web.BaseRequest, snap: Snapshot, lr: ListenerRuntime
+    ) -> web.StreamResponse:
+        """Requests answered by the gateway itself (models, health)."""
+        path = request.path
+        if request.method == "GET":
+            if path in _HEALTH_PATHS:
+                ok = self.manager.ready
+                return web.Response(status=200 if ok else 503)
+            if path == "/v1/models" or path.startswith("/v1/models/"):
+                return self._models(snap, lr, path[len("/v1/models/") :] or None)
+        if path in KIND_BY_PATH:
+            err: GatewayError = NotFound(
+                f"Method {request.method} is not allowed on {path}.",
+                status=405,
+                code="method_not_allowed",
+            )
+        else:
+            err = NotFound(f"Unknown path {path}.")
+        return error_response({}, err)
+
+    def _models(self, snap: Snapshot, lr: ListenerRuntime, one: str | None) -> web.Response:
+        declared = tuple(m.name for m in snap.config.models)
+        owners = {m.name: m.owned_by for m in snap.config.models}
+        created = int(snap.created)
+        ids = lr.served_models(snap.clusters, declared)
+        cards = [
+            {"id": m, "object": "model", "created": created, "owned_by": owners.get(m, "smg")}
+            for m in ids
+        ]
+        if one is not None:
+            for c in cards:
+                if c["id"] == one:
+                    return web.Response(body=orjson.dumps(c), content_type="application/json")
+            return error_response(
+                {}, NotFound(f"The model '{one}' does not exist.", code="model_not_found")
+            )
+        body = orjson.dumps({"object": "list", "data": cards})
+        return web.Response(body=body, content_type="application/json")
+
+
+def elapsed_ms(ctx: RequestContext) -> float:
+    """Milliseconds since the request started."""
+    return (time.monotonic() - ctx.started) * 1000.0

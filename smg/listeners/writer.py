@@ -1,0 +1,83 @@
+"""Writes a ``GatewayResponse`` to the client: whole JSON bodies or SSE relayed chunk by chunk."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from smg.errors import GatewayError
+from smg.filters.base import RequestContext
+from smg.protocol.openai_errors import error_payload, stream_error_event
+from smg.protocol.request import GatewayResponse
+
+log = logging.getLogger("smg.listeners")
+
+_CLIENT_GONE = (ConnectionResetError, ConnectionError)
+
+
+def _headers(ctx: RequestContext, resp: GatewayResponse) -> dict[str, str]:
+    headers = dict(resp.headers)
+    headers.update(ctx.response_headers)
+    headers["Content-Type"] = resp.content_type
+    return headers
+
+
+def error_response(ctx_headers: dict[str, str], err: GatewayError) -> web.Response:
+    """The one place a GatewayError becomes an HTTP response."""
+    status, body, ctype = error_payload(err)
+    headers = dict(ctx_headers)
+    headers.update(err.headers)
+    headers["Content-Type"] = ctype
+    return web.Response(status=status, body=body, headers=headers)
+
+
+async def write_response(
+    request: web.BaseRequest, ctx: RequestContext, resp: GatewayResponse
+) -> web.StreamResponse:
+    """Send ``resp``; for a stream, flush each chunk as it arrives and end it truthfully."""
+    ctx.status = resp.status
+    if resp.stream is None:
+        resp.close(None)
+        return web.Response(status=resp.status, body=resp.body, headers=_headers(ctx, resp))
+    out = web.StreamResponse(status=resp.status, headers=_headers(ctx, resp))
+    out.headers.setdefault("Cache-Control", "no-cache")
+    failure: BaseException | None = None
+    stream = resp.stream
+    try:
+        await out.prepare(request)
+        async for chunk in stream:
+            await out.write(chunk)
+        await out.write_eof()
+    except GatewayError as err:
+        # The head already went out: end the stream with an error event, never silently.
+        failure = err
+        ctx.error = err
+        await _try_write(out, stream_error_event(err))
+    except _CLIENT_GONE as exc:
+        failure = exc
+        ctx.client_disconnected = True
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            try:
+                await aclose()
+            except Exception:  # the upstream may already be broken; nothing left to tell
+                log.debug("closing upstream stream failed", exc_info=True)
+        resp.close(failure)
+    return out
+
+
+async def _try_write(out: web.StreamResponse, data: bytes) -> None:
+    try:
+        await out.write(data)
+        await out.write_eof()
+    except _CLIENT_GONE:
+        pass
+    except Exception:  # noqa: BLE001 - a dead client must not turn into a traceback
+        log.debug("could not deliver the stream error event", exc_info=True)
+
+

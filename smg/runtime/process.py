@@ -1,0 +1,88 @@
+"""Runs the gateway in this process, or in N worker processes sharing the ports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from smg.admin.server import start_admin
+from smg.config.model import Config
+from smg.observability import metrics
+from smg.runtime.manager import RuntimeManager
+
+log = logging.getLogger("smg.runtime")
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def serve(config: Config, path: Path | None, worker_index: int, workers: int) -> int:
+    """Start, serve until SIGTERM/SIGINT, drain, exit 0."""
+    manager = RuntimeManager(config, path, reuse_port=workers > 1)
+    metrics.register_endpoint_collector(
+        lambda: (
+            (c.name, st.url, st.in_flight, st.healthy, st.weight)
+            for c in manager.current.clusters.values()
+            for st in c.endpoints
+        )
+    )
+    await manager.start()
+    admin = None
+    if config.admin is not None and worker_index == 0:
+        admin = await start_admin(manager, config.admin.address)
+        log.info("admin listener on %s", config.admin.address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: manager.tasks.spawn("reload-sighup", manager.reload("sighup"))
+    )
+    print(f"smg ready (worker {worker_index}, pid {os.getpid()})", file=sys.stderr, flush=True)
+    await stop.wait()
+    grace = manager.current.config.server.shutdown_grace_period
+    log.info("draining (grace %.1fs)", grace)
+    await manager.shutdown(grace)
+    if admin is not None:
+        await admin.cleanup()
+    return 0
+
+
+def run(config: Config, path: Path | None) -> int:
+    """Run with ``server.workers`` processes (fork, SO_REUSEPORT); returns an exit code."""
+    workers = config.server.workers
+    if workers <= 1:
+        _install_uvloop()
+        return asyncio.run(serve(config, path, 0, 1))
+    children: list[int] = []
+    for i in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            _install_uvloop()
+            code = asyncio.run(serve(config, path, i, workers))
+            os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for c in children:
+            try:
+                os.kill(c, signum)
+            except ProcessLookupError:
+                pass
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, forward)
+    code = 0
+    for c in children:
+        _, status = os.waitpid(c, 0)
+        code = code or os.waitstatus_to_exitcode(status)
+    return code

@@ -1,0 +1,126 @@
+"""Command line of the simulated engine (``smg sim`` / ``python -m smg.sim``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from smg.sim.config import SimConfig, parse_port_range
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Declare the simulator's flags on ``p``."""
+    d = SimConfig()
+    net = p.add_argument_group("network")
+    net.add_argument("--host", default=d.host, help="address to bind (default %(default)s)")
+    where = net.add_mutually_exclusive_group()
+    where.add_argument("--port", type=int, help="port to serve (0: any free port; default 8000)")
+    where.add_argument(
+        "--ports", metavar="A-B", help="serve one independent engine on each port of A..B"
+    )
+
+    model = p.add_argument_group("model")
+    model.add_argument("--model", default=d.model, help="served model name")
+    model.add_argument("--seed", type=int, default=d.seed, help="seed of text and faults")
+    model.add_argument("--block-size", type=int, default=d.block_size, help="tokens per KV block")
+    model.add_argument(
+        "--cache-blocks", type=int, default=d.cache_blocks, help="KV cache capacity, in blocks"
+    )
+    model.add_argument(
+        "--max-running",
+        type=int,
+        default=d.max_running,
+        help="requests decoded at once; more wait in a queue",
+    )
+    model.add_argument(
+        "--output-tokens",
+        type=int,
+        default=d.output_tokens,
+        help="tokens generated when the request sets no max_tokens",
+    )
+    model.add_argument(
+        "--max-model-len", type=int, default=d.max_model_len, help="context length (tokens)"
+    )
+    model.add_argument(
+        "--embedding-dim", type=int, default=d.embedding_dim, help="embedding vector size"
+    )
+
+    lat = p.add_argument_group("latency (0 means no sleep at all)")
+    lat.add_argument("--ttft-base-ms", type=float, default=d.ttft_base_ms)
+    lat.add_argument(
+        "--ttft-per-token-us",
+        type=float,
+        default=d.ttft_per_token_us,
+        help="prefill cost per uncached prompt token",
+    )
+    lat.add_argument("--itl-ms", type=float, default=d.itl_ms, help="inter-token latency")
+    lat.add_argument(
+        "--itl-per-request-ms",
+        type=float,
+        default=d.itl_per_request_ms,
+        help="extra inter-token latency per other running request",
+    )
+
+    faults = p.add_argument_group("fault injection")
+    faults.add_argument("--fail-rate", type=float, default=d.fail_rate)
+    faults.add_argument("--fail-status", type=int, default=d.fail_status)
+    faults.add_argument(
+        "--hang-rate", type=float, default=d.hang_rate, help="accept and never answer"
+    )
+    faults.add_argument(
+        "--drop-after-chunks",
+        type=int,
+        default=d.drop_after_chunks,
+        metavar="N",
+        help="close streams abruptly after N chunks",
+    )
+    faults.add_argument(
+        "--slow-start",
+        type=float,
+        default=d.slow_start_s,
+        metavar="S",
+        help="answer 503 for the first S seconds",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    """Build and validate the config from parsed flags."""
+    if args.ports:
+        ports = parse_port_range(args.ports)
+    else:
+        ports = (8000 if args.port is None else args.port,)
+    cfg = SimConfig(
+        host=args.host,
+        ports=ports,
+        model=args.model,
+        seed=args.seed,
+        block_size=args.block_size,
+        cache_blocks=args.cache_blocks,
+        ttft_base_ms=args.ttft_base_ms,
+        ttft_per_token_us=args.ttft_per_token_us,
+        itl_ms=args.itl_ms,
+        itl_per_request_ms=args.itl_per_request_ms,
+        max_running=args.max_running,
+        output_tokens=args.output_tokens,
+        max_model_len=args.max_model_len,
+        fail_rate=args.fail_rate,
+        fail_status=args.fail_status,
+        hang_rate=args.hang_rate,
+        drop_after_chunks=args.drop_after_chunks,
+        slow_start_s=args.slow_start,
+        embedding_dim=args.embedding_dim,
+    )
+    cfg.validate()
+    return cfg
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the simulator with parsed flags; returns the exit code."""
+    try:
+        cfg = config_from_args(args)
+    except ValueError as exc:
+        print(f"smg-sim: {exc}", file=sys.stderr)
+        return 2
+    from smg.sim.server import run
+
+    return run(cfg)

@@ -1,0 +1,9 @@
+"""Upstream adapters, one per cluster protocol, in one registry."""
+
+from __future__ import annotations
+
+from smg.registry import Registry
+from smg.upstreams.base import UpstreamFactory
+
+UPSTREAMS: Registry[UpstreamFactory] = Registry("upstream protocol")
+UPSTREAMS.register_lazy("openai_http", "smg.upstreams.openai_http:OpenAIHttpUpstream")

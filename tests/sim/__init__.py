@@ -1,0 +1,1 @@
+"""Tests of the simulated engine (smg.sim) as a real subprocess."""

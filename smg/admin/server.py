@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -10,11 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from smg.config.redact import redact
 from smg.listeners.server import split_address
+from smg.runtime.manager import RuntimeManager
 
-if TYPE_CHECKING:
-    from smg.runtime.manager import RuntimeManager
-
-MANAGER = web.AppKey("manager", "RuntimeManager")
+MANAGER: web.AppKey[RuntimeManager] = web.AppKey("manager")
 
 
 def _json(doc: Any, status: int = 200) -> web.Response:
@@ -97,9 +95,7 @@ async def reload(request: web.Request) -> web.Response:
     """Reload the config file now; 200 if applied or unchanged, 400 if rejected."""
     res = await request.app[MANAGER].reload("admin")
     status = 200 if res.result in ("ok", "unchanged") else 400
-    return _json(
-        {"result": res.result, "version": res.version, "errors": res.errors}, status
-    )
+    return _json({"result": res.result, "version": res.version, "errors": res.errors}, status)
 
 
 def admin_app(manager: RuntimeManager) -> web.Application:

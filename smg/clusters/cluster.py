@@ -55,9 +55,7 @@ class Cluster:
 
         async def one(st: EndpointState) -> None:
             try:
-                st.models = await asyncio.wait_for(
-                    self.upstream.probe_models(st, timeout), timeout
-                )
+                st.models = await asyncio.wait_for(self.upstream.probe_models(st, timeout), timeout)
             except Exception as exc:  # a worker that is down must not block a reload
                 log.info("cluster %s: %s did not list models: %r", self.name, st.url, exc)
 

@@ -68,7 +68,7 @@ class EndpointState:
 class LoadGuard:
     """Releases an endpoint's in-flight count exactly once, on every path."""
 
-    __slots__ = ("state", "_released")
+    __slots__ = ("_released", "state")
 
     def __init__(self, state: EndpointState) -> None:
         self.state = state

@@ -8,8 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-# no stubs are published for jsonschema; its use stays within this module and validate.py
-from jsonschema import Draft202012Validator, ValidationError  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator, ValidationError
 
 # schemas/ at the repository root is the single source of truth for fields and defaults
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "smg.schema.json"

@@ -102,9 +102,11 @@ def _quoted_name(message: str) -> str:
 
 
 def _unexpected_keys(error: ValidationError, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
-    allowed = sorted(error.schema.get("properties", {}))
+    schema: Any = error.schema
+    instance: Any = error.instance
+    allowed = sorted(schema.get("properties", {}))
     declared = set(allowed)
-    for key in error.instance:
+    for key in instance:
         if key in declared:
             continue
         message = f"unknown field '{key}'"
@@ -137,7 +139,7 @@ def _explain_alternatives(error: ValidationError, path: JsonPath) -> Iterator[tu
         for subs in branches.values():
             for s in subs:
                 if s.validator == "type":
-                    declared = s.validator_value
+                    declared: Any = s.validator_value
                     types.extend([declared] if isinstance(declared, str) else declared)
         expected = " or ".join(dict.fromkeys(types))
         yield path, f"{error.instance!r} is not of type {expected}"

@@ -70,12 +70,12 @@ class ListenerHandler:
             ctx.status = err.status
             return error_response(ctx.response_headers, err)
         except TimeoutError:
-            err = UpstreamTimeout(
+            terr = UpstreamTimeout(
                 f"The request did not complete within {lr.config.request_timeout:g}s."
             )
-            ctx.error = err
-            ctx.status = err.status
-            return error_response(ctx.response_headers, err)
+            ctx.error = terr
+            ctx.status = terr.status
+            return error_response(ctx.response_headers, terr)
         except asyncio.CancelledError:
             ctx.client_disconnected = True
             raise

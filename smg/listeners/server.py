@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 
@@ -63,9 +64,7 @@ class ListenerServer:
         if self._web is not None:
             await self._web.shutdown(grace)
         if self._server is not None:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), max(grace, 0.1))
-            except TimeoutError:
-                pass
         self._web = None
         self._server = None

@@ -77,7 +77,5 @@ async def _try_write(out: web.StreamResponse, data: bytes) -> None:
         await out.write_eof()
     except _CLIENT_GONE:
         pass
-    except Exception:  # noqa: BLE001 - a dead client must not turn into a traceback
+    except Exception:
         log.debug("could not deliver the stream error event", exc_info=True)
-
-

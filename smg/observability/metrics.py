@@ -26,7 +26,8 @@ REQUEST_DURATION = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 CLIENT_DISCONNECTS = Counter(
-    "smg_client_disconnects_total", "Requests whose client went away before the end.",
+    "smg_client_disconnects_total",
+    "Requests whose client went away before the end.",
     ["listener"],
 )
 
@@ -46,10 +47,14 @@ class EndpointCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         """(cluster, url, in_flight, healthy, weight) rows → gauges."""
         in_flight = GaugeMetricFamily(
-            "smg_endpoint_in_flight", "Requests in flight per endpoint.", labels=["cluster", "endpoint"]
+            "smg_endpoint_in_flight",
+            "Requests in flight per endpoint.",
+            labels=["cluster", "endpoint"],
         )
         healthy = GaugeMetricFamily(
-            "smg_endpoint_healthy", "1 if the endpoint takes traffic.", labels=["cluster", "endpoint"]
+            "smg_endpoint_healthy",
+            "1 if the endpoint takes traffic.",
+            labels=["cluster", "endpoint"],
         )
         weight = GaugeMetricFamily(
             "smg_endpoint_weight", "Configured endpoint weight.", labels=["cluster", "endpoint"]

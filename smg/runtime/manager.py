@@ -18,9 +18,11 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smg.clusters.cluster import Cluster
 from smg.config.errors import ConfigError
 from smg.config.loader import load_config_text
 from smg.config.model import Config
+from smg.filters.base import Filter
 from smg.listeners.handler import ListenerHandler
 from smg.listeners.server import ListenerServer
 from smg.observability import metrics
@@ -67,7 +69,7 @@ class RuntimeManager:
         self.last_reload = ReloadResult("ok", "startup", config.version_hash)
         self._servers: dict[tuple[str, str], ListenerServer] = {}
         self._retired: list[Snapshot] = []
-        self._closed: weakref.WeakSet[object] = weakref.WeakSet()
+        self._closed: weakref.WeakSet[Cluster | Filter] = weakref.WeakSet()
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._file_hash = hashlib.sha256(path.read_bytes()).hexdigest() if path else None
@@ -84,7 +86,7 @@ class RuntimeManager:
             await srv.start()
             self._servers[srv.key] = srv
         metrics.set_config_version(self.current.version)
-        if self.path is not None:
+        if self.path is not None and self.current.config.server.watch_config:
             self.tasks.spawn("config-watcher", self._watch())
         self.ready = True
 
@@ -153,8 +155,12 @@ class RuntimeManager:
         return ReloadResult("ok", trigger, cfg.version_hash)
 
     def _rejected(self, trigger: str, errors: list[str]) -> ReloadResult:
-        log.error("config rejected (%s); keeping version %s:\n  %s",
-                  trigger, self.current.version, "\n  ".join(errors))
+        log.error(
+            "config rejected (%s); keeping version %s:\n  %s",
+            trigger,
+            self.current.version,
+            "\n  ".join(errors),
+        )
         return ReloadResult("rejected", trigger, self.current.version, errors)
 
     def _failed(self, trigger: str, cfg: Config, error: str) -> ReloadResult:
@@ -168,8 +174,9 @@ class RuntimeManager:
         for lc in cfg.listeners:
             if (lc.name, lc.address) in self._servers:
                 continue
-            srv = ListenerServer(lc.name, lc.address, ListenerHandler(lc.name, self),
-                                 self.reuse_port)
+            srv = ListenerServer(
+                lc.name, lc.address, ListenerHandler(lc.name, self), self.reuse_port
+            )
             if lc.address in vacated:  # same address, renamed listener: free it first
                 for key, old in list(self._servers.items()):
                     if key[1] == lc.address:
@@ -209,15 +216,14 @@ class RuntimeManager:
         used |= {id(f) for s in live for f in s.filters.values()}
         self._retired = [s for s in self._retired if s.active > 0]
         for s in dead:
-            for part in (*s.clusters.values(), *s.filters.values()):
+            parts: list[Cluster | Filter] = [*s.clusters.values(), *s.filters.values()]
+            for part in parts:
                 if id(part) not in used and part not in self._closed:
                     self._closed.add(part)
                     self.tasks.spawn(f"close-{type(part).__name__}", part.close())
 
-    async def _warm(self, clusters: list[object]) -> None:
-        from smg.clusters.cluster import Cluster
-
-        todo = [c.warm(WARM_TIMEOUT) for c in clusters if isinstance(c, Cluster)]
+    async def _warm(self, clusters: list[Cluster]) -> None:
+        todo = [c.warm(WARM_TIMEOUT) for c in clusters]
         if todo:
             await asyncio.gather(*todo)
 

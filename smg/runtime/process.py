@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -74,10 +75,8 @@ def run(config: Config, path: Path | None) -> int:
 
     def forward(signum: int, _frame: object) -> None:
         for c in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(c, signum)
-            except ProcessLookupError:
-                pass
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, forward)

@@ -22,48 +22,76 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model = p.add_argument_group("model")
     model.add_argument("--model", default=d.model, help="served model name")
     model.add_argument("--seed", type=int, default=d.seed, help="seed of text and faults")
-    model.add_argument("--block-size", type=int, default=d.block_size, help="tokens per KV block")
     model.add_argument(
-        "--cache-blocks", type=int, default=d.cache_blocks, help="KV cache capacity, in blocks"
+        "--block-size",
+        type=int,
+        default=d.block_size,
+        help="tokens per KV block (default %(default)s)",
+    )
+    model.add_argument(
+        "--cache-blocks",
+        type=int,
+        default=d.cache_blocks,
+        help="KV cache capacity in blocks (default %(default)s)",
     )
     model.add_argument(
         "--max-running",
         type=int,
         default=d.max_running,
-        help="requests decoded at once; more wait in a queue",
+        help="requests decoded at once; more wait in a queue (default %(default)s)",
     )
     model.add_argument(
         "--output-tokens",
         type=int,
         default=d.output_tokens,
-        help="tokens generated when the request sets no max_tokens",
+        help="tokens generated when a request sets no max_tokens (default %(default)s)",
     )
     model.add_argument(
-        "--max-model-len", type=int, default=d.max_model_len, help="context length (tokens)"
+        "--max-model-len",
+        type=int,
+        default=d.max_model_len,
+        help="context length in tokens (default %(default)s)",
     )
     model.add_argument(
-        "--embedding-dim", type=int, default=d.embedding_dim, help="embedding vector size"
+        "--embedding-dim",
+        type=int,
+        default=d.embedding_dim,
+        help="embedding vector size (default %(default)s)",
     )
 
     lat = p.add_argument_group("latency (0 means no sleep at all)")
-    lat.add_argument("--ttft-base-ms", type=float, default=d.ttft_base_ms)
+    lat.add_argument(
+        "--ttft-base-ms",
+        type=float,
+        default=d.ttft_base_ms,
+        help="time to first token of a fully cached prompt (default %(default)s)",
+    )
     lat.add_argument(
         "--ttft-per-token-us",
         type=float,
         default=d.ttft_per_token_us,
-        help="prefill cost per uncached prompt token",
+        help="prefill cost per uncached prompt token (default %(default)s)",
     )
-    lat.add_argument("--itl-ms", type=float, default=d.itl_ms, help="inter-token latency")
+    lat.add_argument(
+        "--itl-ms", type=float, default=d.itl_ms, help="inter-token latency (default %(default)s)"
+    )
     lat.add_argument(
         "--itl-per-request-ms",
         type=float,
         default=d.itl_per_request_ms,
-        help="extra inter-token latency per other running request",
+        help="extra inter-token latency per other running request (default %(default)s)",
     )
 
     faults = p.add_argument_group("fault injection")
-    faults.add_argument("--fail-rate", type=float, default=d.fail_rate)
-    faults.add_argument("--fail-status", type=int, default=d.fail_status)
+    faults.add_argument(
+        "--fail-rate", type=float, default=d.fail_rate, help="fraction of requests failed"
+    )
+    faults.add_argument(
+        "--fail-status",
+        type=int,
+        default=d.fail_status,
+        help="HTTP status of failed requests (default %(default)s)",
+    )
     faults.add_argument(
         "--hang-rate", type=float, default=d.hang_rate, help="accept and never answer"
     )

@@ -41,7 +41,10 @@ class SimConfig:
             (0.0 <= self.hang_rate <= 1.0, "--hang-rate must be within [0, 1]"),
             (100 <= self.fail_status <= 599, "--fail-status must be an HTTP status"),
             (self.embedding_dim >= 1, "--embedding-dim must be >= 1"),
-            (self.drop_after_chunks is None or self.drop_after_chunks >= 0, "bad --drop-after"),
+            (
+                self.drop_after_chunks is None or self.drop_after_chunks >= 0,
+                "--drop-after-chunks must be >= 0",
+            ),
             (self.slow_start_s >= 0, "--slow-start must be >= 0"),
         ]
         latencies = (

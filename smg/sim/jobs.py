@@ -5,12 +5,18 @@ from __future__ import annotations
 from smg.sim.engine import Engine, Job
 from smg.sim.http import HttpConnection
 from smg.sim.params import BadRequest, error_body
-from smg.sim.runner import Process
+from smg.sim.runner import PASS, Process
 from smg.sim.tokens import count_tokens, prompt_digest, sample
 
 # Non-streamed decoding sleeps this many tokens at a time: cheaper than one timer
 # per token, yet it still follows the batch size as it changes.
 _DECODE_SLICE = 16
+# uvloop timers have millisecond resolution: a shorter wait would only cost a loop
+# iteration, so tokens due sooner than this are sent at once (the rate stays right
+# because waits are measured against deadlines).
+_MIN_SLEEP = 0.001
+# Longest run of tokens written without giving the event loop back.
+_MAX_BURST = 64
 
 
 def check_context(engine: Engine, job: Job, param: str) -> None:
@@ -98,7 +104,7 @@ def _whole(engine: Engine, job: Job, conn: HttpConnection) -> Process:
         remaining -= k
         deadline += itl * k
         delay = deadline - loop.time()
-        if delay > 0:
+        if delay >= _MIN_SLEEP:
             yield delay
     job.produced = job.output_len
     conn.send(200, job.renderer.body(job), headers=job.headers)
@@ -131,6 +137,7 @@ def _stream(engine: Engine, job: Job, conn: HttpConnection) -> Process:
             job.outcome = "dropped"
             return
     deadline = loop.time()
+    burst = 0
     for pos in range(job.output_len):
         if pos:
             itl = engine.itl()
@@ -139,18 +146,24 @@ def _stream(engine: Engine, job: Job, conn: HttpConnection) -> Process:
                 # when timers fire late.
                 deadline += itl
                 delay = deadline - loop.time()
-                if delay > 0:
+                if delay >= _MIN_SLEEP:
+                    burst = 0
                     yield delay
+                elif burst >= _MAX_BURST:
+                    burst = 0
+                    yield PASS
             if conn.closed:
                 return
         conn.write(renderer.stream_step(job, pos))
         job.produced = pos + 1
+        burst += 1
         chunks += 1
         if drop is not None and chunks >= drop:
             conn.abort()
             job.outcome = "dropped"
             return
         if conn.write_paused:
+            burst = 0
             yield conn.drain()
     if conn.closed:
         return

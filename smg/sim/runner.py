@@ -1,9 +1,10 @@
 """Drives a request, written as a generator of waits, on the event loop.
 
-A request process is a plain generator that yields how long to wait (seconds)
-or a future to wait for. Driving it with timer callbacks instead of one asyncio
-Task per request keeps the per-request overhead low, and when every latency is
-zero the whole request completes synchronously inside ``data_received``.
+A request process is a plain generator that yields how long to wait (seconds),
+a future to wait for, or PASS to let other callbacks run first. Driving it with
+timer callbacks instead of one asyncio Task per request keeps the per-request
+overhead low, and when every latency is zero the whole request completes
+synchronously inside ``data_received``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from typing import Any
 
 Wait = float | asyncio.Future[Any]
 Process = Generator[Wait, None, None]
+
+# Yielded to let the event loop serve others before carrying on (a long burst of
+# tokens must not starve other connections).
+PASS: Wait = -1.0
 
 log = logging.getLogger("smg.sim")
 
@@ -33,7 +38,7 @@ class Runner:
         self._loop = loop
         self._gen = gen
         self._on_error = on_error
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._fut: asyncio.Future[Any] | None = None
         self._active = False
         self._cancelled = False
@@ -78,6 +83,9 @@ class Runner:
             return True
         if wait > 0:
             self._timer = self._loop.call_later(wait, self.step)
+            return True
+        if wait < 0:
+            self._timer = self._loop.call_soon(self.step)
             return True
         return False
 

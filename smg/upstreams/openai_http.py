@@ -76,9 +76,7 @@ class OpenAIHttpUpstream:
 
     async def probe_models(self, ep: EndpointState, timeout: float) -> tuple[str, ...]:
         """Ask the worker's ``GET /v1/models``."""
-        up = await self._pool(ep).request(
-            "GET", "/v1/models", [], b"", first_byte_timeout=timeout
-        )
+        up = await self._pool(ep).request("GET", "/v1/models", [], b"", first_byte_timeout=timeout)
         try:
             body = await up.read()
         finally:
@@ -86,9 +84,7 @@ class OpenAIHttpUpstream:
         if up.status != 200:
             return ()
         doc = orjson.loads(body)
-        return tuple(
-            str(m["id"]) for m in doc.get("data", ()) if isinstance(m, dict) and "id" in m
-        )
+        return tuple(str(m["id"]) for m in doc.get("data", ()) if isinstance(m, dict) and "id" in m)
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
         """Connection counts per endpoint."""
@@ -108,4 +104,3 @@ class OpenAIHttpUpstream:
         pools, self._pools = list(self._pools.values()), {}
         for p in pools:
             await p.close()
-

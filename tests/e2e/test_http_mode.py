@@ -47,14 +47,19 @@ def test_chat_stream_with_usage_equals_non_stream(gw: Gateway) -> None:
     whole = c.chat.completions.create(model="sim-model", messages=msgs, max_tokens=12)  # type: ignore[arg-type]
     chunks = list(
         c.chat.completions.create(
-            model="sim-model", messages=msgs, max_tokens=12, stream=True,  # type: ignore[arg-type]
+            model="sim-model",
+            messages=msgs,
+            max_tokens=12,
+            stream=True,  # type: ignore[arg-type]
             stream_options={"include_usage": True},
         )
     )
     text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
     assert text == whole.choices[0].message.content
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 12
-    finish = [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason]
+    finish = [
+        ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason
+    ]
     assert finish == ["length"]
 
 
@@ -67,8 +72,9 @@ def test_completions_and_embeddings(gw: Gateway) -> None:
 
 
 def test_sglang_generate_passes_through(gw: Gateway) -> None:
-    status, doc, _ = http_json(gw.url + "/generate", "POST",
-                               {"text": "Hello", "sampling_params": {"max_new_tokens": 4}})
+    status, doc, _ = http_json(
+        gw.url + "/generate", "POST", {"text": "Hello", "sampling_params": {"max_new_tokens": 4}}
+    )
     assert status == 200
     assert doc["meta_info"]["completion_tokens"] == 4
 
@@ -93,7 +99,8 @@ def test_unknown_model_is_404_model_not_found(tmp_path: Path, sims: list[str]) -
 
 def test_request_id_reaches_worker_and_client(gw: Gateway, sims: list[str]) -> None:
     status, _, headers = http_json(
-        gw.url + "/v1/chat/completions", "POST",
+        gw.url + "/v1/chat/completions",
+        "POST",
         {"model": "sim-model", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1},
         headers={"x-request-id": "req-abc-123"},
     )
@@ -136,8 +143,10 @@ def test_stream_is_relayed_as_it_arrives(tmp_path: Path) -> None:
         with gateway(tmp_path, doc) as g:
             arrivals = []
             stream = client(g).chat.completions.create(
-                model="sim-model", messages=[{"role": "user", "content": "x"}],
-                max_tokens=6, stream=True,
+                model="sim-model",
+                messages=[{"role": "user", "content": "x"}],
+                max_tokens=6,
+                stream=True,
             )
             for _ in stream:
                 arrivals.append(time.monotonic())
@@ -155,8 +164,10 @@ def test_in_flight_returns_to_zero_after_ok_error_and_disconnect(tmp_path: Path)
                 c.completions.create(model="sim-model", prompt="p", max_tokens=1)  # to bad
             # a client that walks away in the middle of a stream
             s = c.chat.completions.create(
-                model="sim-model", messages=[{"role": "user", "content": "x"}],
-                max_tokens=50, stream=True,
+                model="sim-model",
+                messages=[{"role": "user", "content": "x"}],
+                max_tokens=50,
+                stream=True,
             )
             next(iter(s))
             s.close()

@@ -17,12 +17,12 @@ import yaml
 
 from tests.support.procs import (
     Gateway,
+    Proc,
     free_port,
     gateway,
     gateway_config,
     http_get,
     http_json,
-    Proc,
     sim,
     smg_cmd,
     wait_until,
@@ -92,7 +92,9 @@ def test_bad_file_changes_nothing_and_reports_errors_once(tmp_path: Path) -> Non
             bad = copy.deepcopy(doc)
             bad["clusters"][0]["lb_policy"] = {"type": "cache_awre"}
             g.write_config(bad)
-            assert wait_until(lambda: g.admin_json("/config")["last_reload"]["result"] == "rejected")
+            assert wait_until(
+                lambda: g.admin_json("/config")["last_reload"]["result"] == "rejected"
+            )
             cfg = g.admin_json("/config")
             assert cfg["version"] == version
             err = cfg["last_reload"]["errors"][0]
@@ -116,8 +118,10 @@ def test_unchanged_cluster_keeps_endpoint_state(tmp_path: Path) -> None:
             g.write_config(new)
             assert wait_until(lambda: g.admin_json("/config")["version"] != "", 5)
             assert wait_until(
-                lambda: g.admin_json("/clusters")["version"] == g.admin_json("/config")["version"]
-                and g.admin_json("/config")["last_reload"]["result"] == "ok"
+                lambda: (
+                    g.admin_json("/clusters")["version"] == g.admin_json("/config")["version"]
+                    and g.admin_json("/config")["last_reload"]["result"] == "ok"
+                )
             )
             assert g.cluster_endpoints("pool")[a]["total_requests"] == 3
 
@@ -154,8 +158,12 @@ def test_symlink_swap_is_seen(tmp_path: Path) -> None:
         os.symlink("v1", conf / "..data")
         os.symlink("..data/gw.yaml", conf / "gw.yaml")
         p = Proc(smg_cmd("run", "-c", str(conf / "gw.yaml")), tmp_path / "gw2.log")
-        g = Gateway(p, conf / "gw.yaml", f"http://{doc['listeners'][0]['address']}",
-                    f"http://{doc['admin']['address']}")
+        g = Gateway(
+            p,
+            conf / "gw.yaml",
+            f"http://{doc['listeners'][0]['address']}",
+            f"http://{doc['admin']['address']}",
+        )
         try:
             assert wait_until(lambda: http_get(g.admin + "/ready", 1)[0] == 200, 20)
             new = copy.deepcopy(doc)
@@ -166,8 +174,11 @@ def test_symlink_swap_is_seen(tmp_path: Path) -> None:
             os.replace(conf / "..data_tmp", conf / "..data")
             before = served(b)
             assert wait_until(
-                lambda: http_json(g.url + "/v1/chat/completions", "POST", BODY)[0] == 200
-                and served(b) > before, 5
+                lambda: (
+                    http_json(g.url + "/v1/chat/completions", "POST", BODY)[0] == 200
+                    and served(b) > before
+                ),
+                5,
             )
         finally:
             p.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -37,10 +38,17 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-def http_json(url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
-              timeout: float = 10.0) -> tuple[int, Any, dict[str, str]]:
+def http_json(
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, Any, dict[str, str]]:
     """Request with an optional JSON body; returns (status, parsed JSON or None, headers)."""
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    data = (
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Content-Type", "application/json")
     for k, v in (headers or {}).items():
@@ -96,10 +104,8 @@ class Proc:
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM the process group, SIGKILL after ``timeout``; returns the exit code."""
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -118,8 +124,10 @@ def smg_cmd(*args: str) -> list[str]:
 def sim(tmp: Path, *extra: str, port: int | None = None, model: str = "sim-model") -> Iterator[str]:
     """A running ``smg sim`` on a free port; yields its base URL."""
     port = port or free_port()
-    p = Proc(smg_cmd("sim", "--port", str(port), "--model", model, "--seed", "7", *extra),
-             tmp / f"sim-{port}.log")
+    p = Proc(
+        smg_cmd("sim", "--port", str(port), "--model", model, "--seed", "7", *extra),
+        tmp / f"sim-{port}.log",
+    )
     url = f"http://{HOST}:{port}"
     try:
         if not wait_until(lambda: http_get(url + "/health", 1)[0] in (200, 503), 20):
@@ -145,7 +153,7 @@ class Gateway:
         os.replace(tmp, self.config_path)
 
     def admin_json(self, path: str) -> Any:
-        status, body = http_get(self.admin + path)
+        _, body = http_get(self.admin + path)
         return json.loads(body)
 
     def cluster_endpoints(self, cluster: str) -> dict[str, dict[str, Any]]:

@@ -8,9 +8,14 @@ from smg.config.model import RouteConfig, RouteMatch, WeightedCluster
 from smg.routing.table import RouteTable
 
 
-def route(name: str, model: str | None = None, path: str | None = None,
-          headers: tuple[tuple[str, str], ...] = (), clusters: tuple[tuple[str, int], ...] = (("c", 1),),
-          fallback: tuple[str, ...] = ()) -> RouteConfig:
+def route(
+    name: str,
+    model: str | None = None,
+    path: str | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
+    clusters: tuple[tuple[str, int], ...] = (("c", 1),),
+    fallback: tuple[str, ...] = (),
+) -> RouteConfig:
     return RouteConfig(
         name=name,
         match=RouteMatch(model=model, path=path, headers=headers),

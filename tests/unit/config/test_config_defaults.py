@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from config_helpers import MINIMAL, Loader
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
 
 from smg.config.loader import config_from_dict, load_config
 from smg.config.schema import apply_defaults, load_schema, resolve

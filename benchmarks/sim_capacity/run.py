@@ -1,11 +1,12 @@
 """Capacity of the simulated engine: requests/s and CPU microseconds per request.
 
 Starts ``python -m smg.sim`` with every latency at zero, drives it from separate
-driver processes (concurrent keep-alive aiohttp clients) for a fixed time, and
+driver processes (concurrent keep-alive aiohttp clients, or with ``--client raw`` a
+bare httptools protocol that costs the driver far less) for a fixed time, and
 reads the simulator's CPU time (utime + stime from /proc/PID/stat) before and
-after each phase.
+after each phase. Then measures the same request in-process with a fake transport.
 
-    /tmp/v/bin/python benchmarks/sim_capacity/run.py --duration 10 --concurrency 64
+    /tmp/v/bin/python benchmarks/sim_capacity/run.py --duration 10 [--client raw]
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
 
 import orjson
@@ -14,6 +13,7 @@ from smg.errors import GatewayError, InternalError, NotFound, UpstreamTimeout
 from smg.filters.base import RequestContext
 from smg.listeners.decode import decode_request
 from smg.listeners.writer import error_response, write_response
+from smg.observability import access, metrics
 from smg.protocol.request import KIND_BY_PATH
 
 if TYPE_CHECKING:
@@ -48,12 +48,14 @@ class ListenerHandler:
             try:
                 req = await decode_request(request, kind, lr.config.max_payload_size)
             except GatewayError as err:
+                metrics.REQUESTS.labels(self.name, "", "", str(err.status)).inc()
                 return error_response({}, err)
             ctx = RequestContext(req, snap, lr, request.remote)
             return await self._proxy(request, ctx, lr)
         finally:
             if ctx is not None:
                 lr.chain.finish(ctx)
+                access.record(ctx, self.name, snap.config.logging.access_log)
             snap.active -= 1
             if snap.retired and snap.active == 0:
                 self.manager.snapshot_drained(snap)
@@ -126,7 +128,3 @@ class ListenerHandler:
         body = orjson.dumps({"object": "list", "data": cards})
         return web.Response(body=body, content_type="application/json")
 
-
-def elapsed_ms(ctx: RequestContext) -> float:
-    """Milliseconds since the request started."""
-    return (time.monotonic() - ctx.started) * 1000.0

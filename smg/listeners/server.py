@@ -62,6 +62,8 @@ class ListenerServer:
         """Stop accepting, let in-flight requests finish up to ``grace`` seconds, close."""
         self.stop_accepting()
         if self._web is not None:
+            # Idle keep-alive connections close now; busy ones after their response.
+            self._web.pre_shutdown()
             await self._web.shutdown(grace)
         if self._server is not None:
             with contextlib.suppress(TimeoutError):

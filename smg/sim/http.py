@@ -53,7 +53,16 @@ def header_lines(headers: dict[str, str]) -> bytes:
 class Request:
     """One parsed request: method, path, raw headers and the whole body."""
 
-    __slots__ = ("_headers", "body", "keep_alive", "method", "path", "query", "raw_headers")
+    __slots__ = (
+        "_headers",
+        "body",
+        "http10",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "raw_headers",
+    )
 
     def __init__(
         self,
@@ -63,6 +72,7 @@ class Request:
         raw_headers: list[tuple[bytes, bytes]],
         body: bytes,
         keep_alive: bool,
+        http10: bool = False,
     ) -> None:
         self.method = method
         self.path = path
@@ -70,6 +80,7 @@ class Request:
         self.raw_headers = raw_headers
         self.body = body
         self.keep_alive = keep_alive
+        self.http10 = http10
         self._headers: dict[str, str] | None = None
 
     @property
@@ -206,8 +217,8 @@ class HttpConnection(asyncio.Protocol):
             self._raw_headers,
             body,
             bool(parser.should_keep_alive()),
+            parser.get_http_version() == "1.0",
         )
-        self._http10 = parser.get_http_version() == "1.0"
         self._pending.append(req)
         if len(self._pending) > MAX_PIPELINED and self.transport is not None:
             self._read_paused = True
@@ -225,6 +236,7 @@ class HttpConnection(asyncio.Protocol):
                 req = self._pending.popleft()
                 self._busy = True
                 self._keep_alive = req.keep_alive
+                self._http10 = req.http10
                 self._dispatcher.dispatch(req, self)
             if self._read_paused and len(self._pending) <= MAX_PIPELINED // 2:
                 self._read_paused = False

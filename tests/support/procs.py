@@ -204,4 +204,7 @@ def gateway(tmp: Path, doc: dict[str, Any], env: dict[str, str] | None = None) -
             raise RuntimeError(f"gateway did not become ready:\n{p.output()}")
         yield gw
     finally:
-        p.stop()
+        code = p.stop()
+    # A clean SIGTERM drain exits 0; anything else is a bug worth failing on.
+    if code != 0:
+        raise AssertionError(f"gateway exited with {code}:\n{p.output()[-3000:]}")

@@ -16,6 +16,7 @@ the worker's schedule event i reached the client, relative to the first event; a
 proxy keeps it at about a millisecond, a buffering one pushes it towards the stream length.
 Env: EVENTS=10 INTERVAL_MS=100 (must match between serve and probe).
 """
+
 import asyncio
 import http.client
 import json
@@ -27,26 +28,63 @@ import urllib.parse
 EVENTS = int(os.environ.get("EVENTS", "10"))
 INTERVAL = int(os.environ.get("INTERVAL_MS", "100")) / 1000.0
 
-_MODELS = json.dumps({"object": "list", "data": [{"id": "mock-model", "object": "model",
-                      "created": 1700000000, "owned_by": "mock", "root": "mock-model",
-                      "max_model_len": 4096}]}).encode()
-_INFO = json.dumps({"model_path": "mock-model", "tokenizer_path": "mock-model",
-                    "served_model_name": "mock-model", "is_generation": True,
-                    "model_type": "llama", "architectures": ["LlamaForCausalLM"],
-                    "tp_size": 1, "dp_size": 1, "version": "0.0.0-mock",
-                    "max_total_num_tokens": 100000, "disaggregation_mode": "null",
-                    "internal_states": [{"last_gen_throughput": 0.0}]}).encode()
-_CHAT = json.dumps({"id": "chatcmpl-mock", "object": "chat.completion", "created": 1700000000,
-                    "model": "mock-model", "choices": [{"index": 0, "message": {
-                        "role": "assistant", "content": "trickle"}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": 1,
-                              "total_tokens": 6}}).encode()
+_MODELS = json.dumps(
+    {
+        "object": "list",
+        "data": [
+            {
+                "id": "mock-model",
+                "object": "model",
+                "created": 1700000000,
+                "owned_by": "mock",
+                "root": "mock-model",
+                "max_model_len": 4096,
+            }
+        ],
+    }
+).encode()
+_INFO = json.dumps(
+    {
+        "model_path": "mock-model",
+        "tokenizer_path": "mock-model",
+        "served_model_name": "mock-model",
+        "is_generation": True,
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "tp_size": 1,
+        "dp_size": 1,
+        "version": "0.0.0-mock",
+        "max_total_num_tokens": 100000,
+        "disaggregation_mode": "null",
+        "internal_states": [{"last_gen_throughput": 0.0}],
+    }
+).encode()
+_CHAT = json.dumps(
+    {
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "mock-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "trickle"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+    }
+).encode()
 
 
 def _event(i):
-    c = {"id": "chatcmpl-trickle", "object": "chat.completion.chunk", "created": 1700000000,
-         "model": "mock-model", "choices": [{"index": 0, "delta": {"content": f"t{i} "},
-                                             "finish_reason": None}]}
+    c = {
+        "id": "chatcmpl-trickle",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "mock-model",
+        "choices": [{"index": 0, "delta": {"content": f"t{i} "}, "finish_reason": None}],
+    }
     return b"data: " + json.dumps(c, separators=(",", ":")).encode() + b"\n\n"
 
 
@@ -85,8 +123,10 @@ async def _handle(reader, writer):
                 if not stream:
                     await _send(writer, 200, "application/json", _CHAT)
                     continue
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                             b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n")
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+                )
                 t0 = time.monotonic()
                 for i in range(EVENTS):
                     delay = t0 + i * INTERVAL - time.monotonic()
@@ -114,22 +154,34 @@ async def _handle(reader, writer):
 
 async def _send(writer, status, ctype, body):
     reason = {200: "OK", 404: "Not Found"}[status]
-    writer.write(f"HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\n"
-                 f"content-length: {len(body)}\r\n\r\n".encode() + body)
+    writer.write(
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\n"
+        f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
     await writer.drain()
 
 
 async def _serve(ports):
     servers = [await asyncio.start_server(_handle, "127.0.0.1", p) for p in ports]
-    print(f"trickle SSE worker on {ports}: {EVENTS} events {INTERVAL * 1000:.0f} ms apart",
-          file=sys.stderr, flush=True)
+    print(
+        f"trickle SSE worker on {ports}: {EVENTS} events {INTERVAL * 1000:.0f} ms apart",
+        file=sys.stderr,
+        flush=True,
+    )
     await asyncio.gather(*(s.serve_forever() for s in servers))
 
 
 def probe(url, n):
     u = urllib.parse.urlparse(url)
-    body = json.dumps({"model": "mock-model", "stream": True, "max_tokens": EVENTS,
-                       "messages": [{"role": "user", "content": "trickle"}]})
+    body = json.dumps(
+        {
+            "model": "mock-model",
+            "stream": True,
+            "max_tokens": EVENTS,
+            "messages": [{"role": "user", "content": "trickle"}],
+        }
+    )
     hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     runs = []
@@ -146,24 +198,41 @@ def probe(url, n):
                 break
             now = time.perf_counter()
             buf += chunk
-            while len(arrivals) < buf.count(b"\n\n"):   # events completed by this read
+            while len(arrivals) < buf.count(b"\n\n"):  # events completed by this read
                 arrivals.append(now - t0)
         r.read()
         events = [e for e in buf.split(b"\n\n") if e.startswith(b"data:")]
-        if r.status != 200 or not events or events[-1] != b"data: [DONE]" or len(events) != EVENTS + 1:
+        if (
+            r.status != 200
+            or not events
+            or events[-1] != b"data: [DONE]"
+            or len(events) != EVENTS + 1
+        ):
             bad += 1
             continue
         arr = arrivals[:EVENTS]
         late = [(a - arr[0]) - i * INTERVAL for i, a in enumerate(arr)]
-        runs.append({"first_ms": arr[0] * 1e3, "max_late_ms": max(late) * 1e3,
-                     "offsets_ms": [round((a - arr[0]) * 1e3, 1) for a in arr]})
+        runs.append(
+            {
+                "first_ms": arr[0] * 1e3,
+                "max_late_ms": max(late) * 1e3,
+                "offsets_ms": [round((a - arr[0]) * 1e3, 1) for a in arr],
+            }
+        )
     ml = sorted(r["max_late_ms"] for r in runs)
-    out = {"n": len(runs), "bad": bad, "events": EVENTS, "interval_ms": INTERVAL * 1e3,
-           "max_late_ms_median": round(ml[len(ml) // 2], 2) if ml else None,
-           "max_late_ms_worst": round(ml[-1], 2) if ml else None,
-           "first_event_ms_median": round(sorted(r["first_ms"] for r in runs)[len(runs) // 2], 2) if runs else None,
-           "offsets_ms_example": runs[len(runs) // 2]["offsets_ms"] if runs else None,
-           "flushed": bool(ml) and ml[-1] < INTERVAL * 1e3 / 2}
+    out = {
+        "n": len(runs),
+        "bad": bad,
+        "events": EVENTS,
+        "interval_ms": INTERVAL * 1e3,
+        "max_late_ms_median": round(ml[len(ml) // 2], 2) if ml else None,
+        "max_late_ms_worst": round(ml[-1], 2) if ml else None,
+        "first_event_ms_median": round(sorted(r["first_ms"] for r in runs)[len(runs) // 2], 2)
+        if runs
+        else None,
+        "offsets_ms_example": runs[len(runs) // 2]["offsets_ms"] if runs else None,
+        "flushed": bool(ml) and ml[-1] < INTERVAL * 1e3 / 2,
+    }
     print(json.dumps(out))
 
 

@@ -127,4 +127,3 @@ class ListenerHandler:
             )
         body = orjson.dumps({"object": "list", "data": cards})
         return web.Response(body=body, content_type="application/json")
-

@@ -26,8 +26,9 @@ def test_consistent_hash_keeps_a_session_on_one_worker(tmp_path: Path) -> None:
             for key in ("user-1", "user-2", "user-3", "user-4"):
                 before = [served(s) for s in sims]
                 for _ in range(4):
-                    st = http_json(g.url + "/v1/completions", "POST", BODY,
-                                   headers={"x-smg-routing-key": key})[0]
+                    st = http_json(
+                        g.url + "/v1/completions", "POST", BODY, headers={"x-smg-routing-key": key}
+                    )[0]
                     assert st == 200
                 delta = [served(s) - b0 for s, b0 in zip(sims, before, strict=True)]
                 assert sorted(delta) == [0, 0, 4], (key, delta)
@@ -39,15 +40,19 @@ def test_weighted_clusters_and_header_routes(tmp_path: Path) -> None:
         doc["clusters"].append({"name": "canary", "endpoints": [b]})
         doc["listeners"][0]["routes"] = [
             {"match": {"headers": {"x-canary": "1"}}, "cluster": "canary"},
-            {"match": {"model": "*"},
-             "clusters": [{"name": "pool", "weight": 1}, {"name": "canary", "weight": 0}]},
+            {
+                "match": {"model": "*"},
+                "clusters": [{"name": "pool", "weight": 1}, {"name": "canary", "weight": 0}],
+            },
         ]
         with gateway(tmp_path, doc) as g:
             for _ in range(6):
                 assert http_json(g.url + "/v1/completions", "POST", BODY)[0] == 200
             assert (served(a), served(b)) == (6, 0)
-            assert http_json(g.url + "/v1/completions", "POST", BODY,
-                             headers={"x-canary": "1"})[0] == 200
+            assert (
+                http_json(g.url + "/v1/completions", "POST", BODY, headers={"x-canary": "1"})[0]
+                == 200
+            )
             assert (served(a), served(b)) == (6, 1)
 
 

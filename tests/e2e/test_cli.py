@@ -29,7 +29,9 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 def test_validate_accepts_examples_and_lists_every_error(tmp_path: Path) -> None:
-    ok = run_cli("validate", "examples/configs/quickstart.yaml", "examples/configs/custom-filter.yaml")
+    ok = run_cli(
+        "validate", "examples/configs/quickstart.yaml", "examples/configs/custom-filter.yaml"
+    )
     assert ok.returncode == 0, ok.stderr
     bad = tmp_path / "live.yaml"
     bad.write_text(
@@ -76,8 +78,18 @@ def test_launch_print_config_round_trips_through_run(tmp_path: Path) -> None:
     with sim(tmp_path) as s:
         port, admin = free_port(), free_port()
         res = run_cli(
-            "launch", "--worker-urls", s, "--policy", "least_request", "--host", HOST,
-            "--port", str(port), "--prometheus-port", str(admin), "--print-config",
+            "launch",
+            "--worker-urls",
+            s,
+            "--policy",
+            "least_request",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--prometheus-port",
+            str(admin),
+            "--print-config",
         )
         assert res.returncode == 0, res.stderr
         doc = yaml.safe_load(res.stdout)
@@ -102,8 +114,17 @@ def test_launch_serves_directly(tmp_path: Path) -> None:
     with sim(tmp_path) as s:
         port = free_port()
         p = Proc(
-            smg_cmd("launch", "--worker-urls", s, "--port", str(port), "--prometheus-port",
-                    str(free_port()), "--api-key", "sk-1"),
+            smg_cmd(
+                "launch",
+                "--worker-urls",
+                s,
+                "--port",
+                str(port),
+                "--prometheus-port",
+                str(free_port()),
+                "--api-key",
+                "sk-1",
+            ),
             tmp_path / "launch.log",
         )
         try:
@@ -111,8 +132,9 @@ def test_launch_serves_directly(tmp_path: Path) -> None:
             assert wait_until(lambda: http_get(url + "/health", 1)[0] == 200, 20)
             body = {"model": "sim-model", "messages": [{"role": "user", "content": "x"}]}
             assert http_json(url + "/v1/chat/completions", "POST", body)[0] == 401
-            ok = http_json(url + "/v1/chat/completions", "POST", body,
-                           headers={"Authorization": "Bearer sk-1"})
+            ok = http_json(
+                url + "/v1/chat/completions", "POST", body, headers={"Authorization": "Bearer sk-1"}
+            )
             assert ok[0] == 200
         finally:
             p.stop()
@@ -127,12 +149,16 @@ def test_custom_filter_by_module_path(tmp_path: Path) -> None:
         doc["clusters"][0]["endpoints"] = [s]
         cfg = tmp_path / "custom.yaml"
         cfg.write_text(yaml.safe_dump(doc))
-        p = Proc(smg_cmd("run", "-c", str(cfg)), tmp_path / "custom.log",
-                 env={"PYTHONPATH": str(ROOT), "SMG_TENANT": "globex"})
+        p = Proc(
+            smg_cmd("run", "-c", str(cfg)),
+            tmp_path / "custom.log",
+            env={"PYTHONPATH": str(ROOT), "SMG_TENANT": "globex"},
+        )
         try:
             assert wait_until(lambda: http_get(f"http://{HOST}:{admin}/ready", 1)[0] == 200, 20)
             status, _, headers = http_json(
-                f"http://{HOST}:{port}/v1/completions", "POST",
+                f"http://{HOST}:{port}/v1/completions",
+                "POST",
                 {"model": "sim-model", "prompt": "x", "max_tokens": 1},
             )
             assert status == 200

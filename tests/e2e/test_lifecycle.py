@@ -27,8 +27,10 @@ def test_sigterm_lets_running_streams_finish_and_turns_ready_off(tmp_path: Path)
             def consume() -> None:
                 try:
                     stream = c.chat.completions.create(
-                        model="sim-model", messages=[{"role": "user", "content": "x"}],
-                        max_tokens=20, stream=True,
+                        model="sim-model",
+                        messages=[{"role": "user", "content": "x"}],
+                        max_tokens=20,
+                        stream=True,
                     )
                     finish = None
                     for ch in stream:

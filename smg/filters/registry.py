@@ -9,6 +9,8 @@ FILTERS: Registry[type[Filter]] = Registry("filter type", entry_point_group="smg
 FILTERS.register_lazy("router", "smg.filters.router:RouterFilter")
 FILTERS.register_lazy("request_id", "smg.filters.request_id:RequestIdFilter")
 FILTERS.register_lazy("api_key", "smg.filters.api_key:ApiKeyFilter")
+FILTERS.register_lazy("rate_limit", "smg.filters.rate_limit:RateLimitFilter")
+FILTERS.register_lazy("admission", "smg.filters.admission:AdmissionFilter")
 
 
 def known_filter_types() -> list[str]:

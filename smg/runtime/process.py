@@ -61,6 +61,8 @@ async def serve(config: Config, path: Path | None, worker_index: int, workers: i
 def run(config: Config, path: Path | None) -> int:
     """Run with ``server.workers`` processes (fork, SO_REUSEPORT); returns an exit code."""
     workers = config.server.workers
+    # Per-process limits (rate_limit) divide configured rates by this.
+    os.environ["SMG_WORKERS"] = str(workers)
     if workers <= 1:
         _install_uvloop()
         return asyncio.run(serve(config, path, 0, 1))

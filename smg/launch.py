@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,11 +53,84 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--log-level", default=None, help="logging.level")
     p.add_argument("--log-json", action="store_true", default=None, help="logging.json")
+    _add_resilience_arguments(p)
     p.add_argument(
         "--print-config",
         action="store_true",
         help="Print the YAML this command line means, and exit.",
     )
+
+
+class _Flag(NamedTuple):
+    """A flag that sets one field of ``clusters[0]`` (a dotted path)."""
+
+    name: str
+    path: str
+    kind: Callable[[str], Any] | None  # None: a switch that sets ``value``
+    unit: str | None = None  # a duration flag: the unit of the number given
+    value: Any = None
+
+
+_CLUSTER_FLAGS = (
+    _Flag("--health-check-interval-secs", "health_check.interval", float, "s"),
+    _Flag("--health-check-timeout-secs", "health_check.timeout", float, "s"),
+    _Flag("--health-failure-threshold", "health_check.unhealthy_threshold", int),
+    _Flag("--health-success-threshold", "health_check.healthy_threshold", int),
+    _Flag("--health-check-endpoint", "health_check.path", str),
+    _Flag("--disable-health-check", "health_check.enabled", None, value=False),
+    _Flag("--cb-failure-threshold", "outlier_detection.consecutive_5xx", int),
+    _Flag("--cb-success-threshold", "outlier_detection.success_threshold", int),
+    _Flag("--cb-timeout-duration-secs", "outlier_detection.base_ejection_time", float, "s"),
+    _Flag("--cb-window-duration-secs", "outlier_detection.window", float, "s"),
+    _Flag("--disable-circuit-breaker", "outlier_detection.enabled", None, value=False),
+    _Flag("--retry-max-retries", "retry_policy.max_retries", int),
+    _Flag("--retry-initial-backoff-ms", "retry_policy.backoff.base", float, "ms"),
+    _Flag("--retry-max-backoff-ms", "retry_policy.backoff.max", float, "ms"),
+    _Flag("--retry-backoff-multiplier", "retry_policy.backoff.multiplier", float),
+    _Flag("--retry-jitter-factor", "retry_policy.backoff.jitter", float),
+    _Flag("--disable-retries", "retry_policy.max_retries", None, value=0),
+)
+
+
+def _dest(flag: _Flag) -> str:
+    return flag.name[2:].replace("-", "_")
+
+
+def _add_resilience_arguments(p: argparse.ArgumentParser) -> None:
+    for f in _CLUSTER_FLAGS:
+        where = f"clusters[0].{f.path}"
+        if f.kind is None:
+            p.add_argument(
+                f.name, action="store_true", default=None, help=f"Sets {where}: {f.value!r}."
+            )
+        else:
+            unit = f" in {f.unit}" if f.unit else ""
+            p.add_argument(f.name, type=f.kind, default=None, help=f"{where}{unit}.")
+
+
+def _duration(value: float, unit: str) -> str:
+    """``value`` in ``unit`` as a duration string the schema accepts (no exponent form)."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return f"{text}{unit}"
+
+
+def _apply_cluster_flags(args: argparse.Namespace, cluster: dict[str, Any]) -> None:
+    # in table order, so a --disable-* switch wins over the value flags before it
+    for f in _CLUSTER_FLAGS:
+        given = getattr(args, _dest(f))
+        if given is None:
+            continue
+        if f.kind is None:
+            value = f.value
+        elif f.unit is not None:
+            value = _duration(given, f.unit)
+        else:
+            value = given
+        *parents, leaf = f.path.split(".")
+        node = cluster
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
 
 
 def config_doc(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,6 +153,7 @@ def config_doc(args: argparse.Namespace) -> dict[str, Any]:
         listener["filters"] = ["request_id", "auth", "router"]
     if args.policy:
         cluster["lb_policy"] = {"type": args.policy}
+    _apply_cluster_flags(args, cluster)
     if args.max_payload_size is not None:
         listener["max_payload_size"] = args.max_payload_size
     if args.request_timeout_secs is not None:

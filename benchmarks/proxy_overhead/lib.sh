@@ -51,7 +51,7 @@ ensure_deps() {
   fi
 }
 
-# Freeze the code under test: copy smg/ into the results dir and put it first on PYTHONPATH
+# Freeze the code under test: copy smg/ (and schemas/) into the results dir and put it first on PYTHONPATH
 # (it wins over the editable install), so edits made to the repo during a 30-minute run do
 # not change what is measured.  SMG_SNAPSHOT=0 runs whatever $SMG_PY imports.
 tree_hash() { (cd "$REPO" && find smg -name '*.py' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16); }
@@ -60,6 +60,7 @@ snapshot_ours() {  # $1 = results dir; sets OURS_ENV
   if [ "${SMG_SNAPSHOT:-1}" != "0" ]; then
     mkdir -p "$1/smg-src"
     cp -r "$REPO/smg" "$1/smg-src/"
+    [ -d "$REPO/schemas" ] && cp -r "$REPO/schemas" "$1/smg-src/"   # smg/config/schema.py reads ../schemas
     find "$1/smg-src" -name __pycache__ -prune -exec rm -rf {} +
     OURS_ENV="env PYTHONPATH=$1/smg-src"
     local got

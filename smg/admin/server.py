@@ -63,7 +63,7 @@ async def config(request: web.Request) -> web.Response:
 
 
 async def clusters(request: web.Request) -> web.Response:
-    """Endpoints with health, in-flight count, weight and pool sizes."""
+    """Endpoints with health, circuit state, in-flight count, weight and pool sizes."""
     snap = request.app[MANAGER].current
     out = []
     for c in snap.clusters.values():
@@ -77,6 +77,8 @@ async def clusters(request: web.Request) -> web.Response:
                     {
                         "url": st.url,
                         "healthy": st.healthy,
+                        "available": st.available,
+                        **c.endpoint_status(st),
                         "in_flight": st.in_flight,
                         "weight": st.weight,
                         "total_requests": st.total_requests,

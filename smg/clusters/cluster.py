@@ -1,15 +1,20 @@
-"""A cluster: endpoints with live state, a load-balancing policy and an upstream adapter."""
+"""A cluster: endpoints with live state, LB policy, upstream adapter, health and outliers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
+from typing import Any
 
 from smg.clusters.endpoint import Endpoint, EndpointState
+from smg.clusters.health import CHECKED_PROTOCOLS, HealthChecker, Spawner, forget_health
 from smg.clusters.lb import LB_POLICIES
 from smg.clusters.lb.base import LoadBalancer, PickContext
+from smg.clusters.outlier import Clock, OutlierDetector
 from smg.config.model import ClusterConfig
+from smg.errors import GatewayError
 from smg.upstreams import UPSTREAMS
 from smg.upstreams.base import Upstream
 
@@ -20,7 +25,10 @@ class Cluster:
     """One configured cluster as it lives in a snapshot."""
 
     def __init__(
-        self, config: ClusterConfig, previous_states: Mapping[str, EndpointState] | None = None
+        self,
+        config: ClusterConfig,
+        previous_states: Mapping[str, EndpointState] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -36,6 +44,15 @@ class Cluster:
         self.by_url = {s.url: s for s in states}
         self.lb: LoadBalancer = LB_POLICIES.get(config.lb_policy.type)(config.lb_policy.config)
         self.upstream: Upstream = UPSTREAMS.get(config.protocol)(config)
+        self.outlier = OutlierDetector(
+            self.name, config.outlier_detection, self.endpoints, clock or time.monotonic
+        )
+        self.health: HealthChecker | None = None
+        if config.health_check.enabled and config.protocol in CHECKED_PROTOCOLS:
+            self.health = HealthChecker(
+                self.name, config.health_check, self.endpoints, self.upstream.probe_health
+            )
+        self._started = False
 
     def pick(self, ctx: PickContext, exclude: frozenset[str] = frozenset()) -> EndpointState | None:
         """Choose an endpoint through the cluster's policy."""
@@ -61,6 +78,39 @@ class Cluster:
 
         await asyncio.gather(*(one(st) for st in self.endpoints if not st.models))
 
+    def start(self, tasks: Spawner) -> None:
+        """The cluster went live: take over its endpoints' breakers and health checks.
+
+        Not done at construction, so a reload that fails after building leaves the live
+        endpoint state alone. Idempotent.
+        """
+        if self._started:
+            return
+        self._started = True
+        self.outlier.attach()
+        if self.health is not None:
+            self.health.start(tasks)
+        else:
+            forget_health(self.endpoints, self)
+
+    def record(self, ep: EndpointState, err: GatewayError | None) -> None:
+        """Feed one attempt's outcome to outlier detection (``err`` None: success).
+
+        Call once per attempt, after it ended or its response head arrived: 5xx and
+        local-origin errors are failures, 4xx successes, 429 and non-upstream errors
+        nothing. O(1) for a closed circuit.
+        """
+        self.outlier.record(ep, err)
+
+    def endpoint_status(self, ep: EndpointState) -> dict[str, Any]:
+        """Health and circuit state of ``ep`` for the admin API."""
+        doc: dict[str, Any] = {"health": ep.health}
+        if ep.breaker is not None:
+            doc.update(ep.breaker.describe())
+        return doc
+
     async def close(self) -> None:
-        """Release connections (called once the snapshots using it drained)."""
+        """Stop health checks, release connections (once the snapshots using it drained)."""
+        if self.health is not None:
+            await self.health.stop()
         await self.upstream.close()

@@ -9,15 +9,20 @@ from typing import Any
 
 from smg.config.model import (
     AdminConfig,
+    BackoffConfig,
     ClusterConfig,
     Config,
     ConnectionPoolConfig,
     EndpointConfig,
     FilterConfig,
+    HealthCheckConfig,
     LbPolicyConfig,
     ListenerConfig,
     LoggingConfig,
     ModelConfig,
+    OutlierDetectionConfig,
+    RetryBudgetConfig,
+    RetryPolicyConfig,
     RouteConfig,
     RouteMatch,
     ServerConfig,
@@ -153,5 +158,57 @@ def _cluster(cluster: dict[str, Any]) -> ClusterConfig:
             max_connections=pool["max_connections"],
             idle_timeout=parse_duration(pool["idle_timeout"]),
         ),
+        health_check=_health_check(cluster["health_check"]),
+        outlier_detection=_outlier_detection(cluster["outlier_detection"]),
+        retry_policy=_retry_policy(cluster["retry_policy"]),
         config_hash=canonical_hash(cluster),
+    )
+
+
+def _health_check(hc: dict[str, Any]) -> HealthCheckConfig:
+    return HealthCheckConfig(
+        enabled=hc["enabled"],
+        path=hc["path"],
+        interval=parse_duration(hc["interval"]),
+        timeout=parse_duration(hc["timeout"]),
+        unhealthy_threshold=hc["unhealthy_threshold"],
+        healthy_threshold=hc["healthy_threshold"],
+    )
+
+
+def _outlier_detection(od: dict[str, Any]) -> OutlierDetectionConfig:
+    return OutlierDetectionConfig(
+        enabled=od["enabled"],
+        consecutive_5xx=od["consecutive_5xx"],
+        consecutive_local_origin_failures=od["consecutive_local_origin_failures"],
+        failure_rate_threshold=float(od["failure_rate_threshold"]),
+        failure_rate_min_requests=od["failure_rate_min_requests"],
+        window=parse_duration(od["window"]),
+        base_ejection_time=parse_duration(od["base_ejection_time"]),
+        max_ejection_time=parse_duration(od["max_ejection_time"]),
+        success_threshold=od["success_threshold"],
+        half_open_max_requests=od["half_open_max_requests"],
+        max_ejection_percent=od["max_ejection_percent"],
+    )
+
+
+def _retry_policy(rp: dict[str, Any]) -> RetryPolicyConfig:
+    backoff = rp["backoff"]
+    budget = rp["budget"]
+    per_try = rp["per_try_timeout"]
+    return RetryPolicyConfig(
+        max_retries=rp["max_retries"],
+        retry_on=frozenset(rp["retry_on"]),
+        retriable_status_codes=frozenset(rp["retriable_status_codes"]),
+        backoff=BackoffConfig(
+            base=parse_duration(backoff["base"]),
+            max=parse_duration(backoff["max"]),
+            multiplier=float(backoff["multiplier"]),
+            jitter=float(backoff["jitter"]),
+        ),
+        per_try_timeout=None if per_try is None else parse_duration(per_try),
+        budget=RetryBudgetConfig(
+            ratio=float(budget["ratio"]),
+            min_retries_per_second=float(budget["min_retries_per_second"]),
+        ),
     )

@@ -128,6 +128,8 @@ def _description(schema: Schema) -> str:
 def _constraints(schema: Schema) -> Iterator[str]:
     if "minimum" in schema:
         yield f"At least {schema['minimum']}."
+    if "maximum" in schema:
+        yield f"At most {schema['maximum']}."
     if "minItems" in schema:
         yield f"At least {schema['minItems']} item(s)."
     if "minLength" in schema:

@@ -120,6 +120,65 @@ class ConnectionPoolConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthCheckConfig:
+    """Active health checks of a cluster's endpoints."""
+
+    enabled: bool
+    path: str
+    interval: float
+    timeout: float
+    unhealthy_threshold: int
+    healthy_threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutlierDetectionConfig:
+    """The per-endpoint circuit breaker fed by request outcomes."""
+
+    enabled: bool
+    consecutive_5xx: int
+    consecutive_local_origin_failures: int
+    failure_rate_threshold: float
+    failure_rate_min_requests: int
+    window: float
+    base_ejection_time: float
+    max_ejection_time: float
+    success_threshold: int
+    half_open_max_requests: int
+    max_ejection_percent: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffConfig:
+    """Wait between two attempts of a request."""
+
+    base: float
+    max: float
+    multiplier: float
+    jitter: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryBudgetConfig:
+    """Cluster-wide cap on retries."""
+
+    ratio: float
+    min_retries_per_second: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicyConfig:
+    """When and how the router retries a failed attempt."""
+
+    max_retries: int
+    retry_on: frozenset[str]
+    retriable_status_codes: frozenset[int]
+    backoff: BackoffConfig
+    per_try_timeout: float | None
+    budget: RetryBudgetConfig
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     """A set of endpoints speaking one protocol, with one LB policy."""
 
@@ -129,6 +188,9 @@ class ClusterConfig:
     lb_policy: LbPolicyConfig
     timeouts: TimeoutsConfig
     connection_pool: ConnectionPoolConfig
+    health_check: HealthCheckConfig
+    outlier_detection: OutlierDetectionConfig
+    retry_policy: RetryPolicyConfig
     config_hash: str = field(compare=False)
 
 

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from smg.config.errors import IssueCollector
 from smg.config.paths import JsonPath, format_path
+from smg.config.units import parse_duration
 
 ROUTER_TYPE = "router"
 ROUTER_NAME = "router"
@@ -138,7 +139,36 @@ def _check_clusters(clusters: list[dict[str, Any]], collector: IssueCollector) -
             elif url in urls:
                 collector.add(epath, f"duplicate endpoint '{url}'")
             urls.add(url)
+        _check_ordered(
+            cluster,
+            path,
+            ("outlier_detection",),
+            "base_ejection_time",
+            "max_ejection_time",
+            collector,
+        )
+        _check_ordered(cluster, path, ("retry_policy", "backoff"), "base", "max", collector)
     return set(seen)
+
+
+def _check_ordered(
+    cluster: dict[str, Any],
+    path: JsonPath,
+    where: tuple[str, ...],
+    low: str,
+    high: str,
+    collector: IssueCollector,
+) -> None:
+    """Add an issue when duration ``low`` exceeds duration ``high`` in the block at ``where``."""
+    block: Any = cluster
+    for key in where:
+        block = block.get(key) if isinstance(block, dict) else None
+    if not isinstance(block, dict) or low not in block or high not in block:
+        return
+    if parse_duration(block[low]) > parse_duration(block[high]):
+        collector.add(
+            (*path, *where, high), f"{high} ({block[high]}) is shorter than {low} ({block[low]})"
+        )
 
 
 def endpoint_url_problem(url: str, protocol: str) -> str | None:

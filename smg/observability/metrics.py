@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -31,6 +32,22 @@ CLIENT_DISCONNECTS = Counter(
     ["listener"],
 )
 
+HEALTH_CHECKS = Counter(
+    "smg_health_checks_total",
+    "Active health checks by endpoint and result (success, failure, timeout).",
+    ["cluster", "endpoint", "result"],
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "smg_circuit_transitions_total",
+    "Circuit breaker state changes (closed, open, half_open) per endpoint.",
+    ["cluster", "endpoint", "from", "to"],
+)
+OUTLIER_EJECTIONS = Counter(
+    "smg_outlier_ejections_total",
+    "Endpoints ejected by outlier detection, by reason.",
+    ["cluster", "endpoint", "reason"],
+)
+
 
 def set_config_version(version: str) -> None:
     """Expose exactly one version label."""
@@ -38,39 +55,59 @@ def set_config_version(version: str) -> None:
     CONFIG_VERSION.labels(version=version).set(1)
 
 
+class EndpointRow(NamedTuple):
+    """One endpoint as the scrape-time collector sees it."""
+
+    cluster: str
+    endpoint: str
+    in_flight: int
+    available: bool
+    weight: int
+    circuit: int
+    """0 closed, 1 half-open, 2 open (the values of ``smg_circuit_state``)."""
+
+
+EndpointSource = Callable[[], Iterable[EndpointRow]]
+
+
 class EndpointCollector(Collector):
     """Reads endpoint state at scrape time, so the hot path pays nothing for these gauges."""
 
-    def __init__(self, source: Callable[[], Iterable[tuple[str, str, int, bool, int]]]):
+    def __init__(self, source: EndpointSource):
         self._source = source
 
     def collect(self) -> Iterable[Metric]:
-        """(cluster, url, in_flight, healthy, weight) rows → gauges."""
+        """Endpoint rows → gauges."""
+        labels = ["cluster", "endpoint"]
         in_flight = GaugeMetricFamily(
-            "smg_endpoint_in_flight",
-            "Requests in flight per endpoint.",
-            labels=["cluster", "endpoint"],
+            "smg_endpoint_in_flight", "Requests in flight per endpoint.", labels=labels
         )
         healthy = GaugeMetricFamily(
             "smg_endpoint_healthy",
-            "1 if the endpoint takes traffic.",
-            labels=["cluster", "endpoint"],
+            "1 if the endpoint takes traffic (health check passing, circuit admitting).",
+            labels=labels,
         )
         weight = GaugeMetricFamily(
-            "smg_endpoint_weight", "Configured endpoint weight.", labels=["cluster", "endpoint"]
+            "smg_endpoint_weight", "Configured endpoint weight.", labels=labels
         )
-        for cluster, url, n, ok, w in self._source():
-            in_flight.add_metric([cluster, url], n)
-            healthy.add_metric([cluster, url], 1 if ok else 0)
-            weight.add_metric([cluster, url], w)
+        circuit = GaugeMetricFamily(
+            "smg_circuit_state",
+            "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open.",
+            labels=labels,
+        )
+        for row in self._source():
+            key = [row.cluster, row.endpoint]
+            in_flight.add_metric(key, row.in_flight)
+            healthy.add_metric(key, 1 if row.available else 0)
+            weight.add_metric(key, row.weight)
+            circuit.add_metric(key, row.circuit)
         yield in_flight
         yield healthy
         yield weight
+        yield circuit
 
 
-def register_endpoint_collector(
-    source: Callable[[], Iterable[tuple[str, str, int, bool, int]]],
-) -> EndpointCollector:
+def register_endpoint_collector(source: EndpointSource) -> EndpointCollector:
     """Install the scrape-time endpoint collector once per process."""
     col = EndpointCollector(source)
     REGISTRY.register(col)

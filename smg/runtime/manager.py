@@ -85,6 +85,8 @@ class RuntimeManager:
             )
             await srv.start()
             self._servers[srv.key] = srv
+        for cluster in self.current.clusters.values():
+            cluster.start(self.tasks)
         metrics.set_config_version(self.current.version)
         if self.path is not None and self.current.config.server.watch_config:
             self.tasks.spawn("config-watcher", self._watch())
@@ -151,6 +153,8 @@ class RuntimeManager:
             return self._failed(trigger, cfg, err)
         self._file_hash = digest
         self._swap(snap, started)
+        for cluster in created:  # live now: health checks and breakers switch over
+            cluster.start(self.tasks)
         log.info("config reloaded (%s): version %s", trigger, cfg.version_hash)
         return ReloadResult("ok", trigger, cfg.version_hash)
 

@@ -31,7 +31,7 @@ async def serve(config: Config, path: Path | None, worker_index: int, workers: i
     manager = RuntimeManager(config, path, reuse_port=workers > 1)
     metrics.register_endpoint_collector(
         lambda: (
-            (c.name, st.url, st.in_flight, st.healthy, st.weight)
+            metrics.EndpointRow(c.name, st.url, st.in_flight, st.available, st.weight, st.circuit)
             for c in manager.current.clusters.values()
             for st in c.endpoints
         )

@@ -27,6 +27,14 @@ class Upstream(Protocol):
         """The model names the endpoint serves (empty if it cannot tell)."""
         ...
 
+    async def probe_health(self, ep: EndpointState, path: str, timeout: float) -> bool:
+        """One active health check of ``ep``: True if it answered ``path`` with 2xx.
+
+        Transport failures (refused, reset, timed out) raise; the checker counts them
+        as failed checks.
+        """
+        ...
+
     def pool_stats(self) -> dict[str, dict[str, int]]:
         """Connection pool sizes per endpoint URL."""
         ...

@@ -86,6 +86,15 @@ class OpenAIHttpUpstream:
         doc = orjson.loads(body)
         return tuple(str(m["id"]) for m in doc.get("data", ()) if isinstance(m, dict) and "id" in m)
 
+    async def probe_health(self, ep: EndpointState, path: str, timeout: float) -> bool:
+        """``GET path`` on the endpoint's pool; True for a 2xx answer."""
+        up = await self._pool(ep).request("GET", path, [], b"", first_byte_timeout=timeout)
+        try:
+            await up.read()
+        finally:
+            up.release()
+        return 200 <= up.status < 300
+
     def pool_stats(self) -> dict[str, dict[str, int]]:
         """Connection counts per endpoint."""
         return {

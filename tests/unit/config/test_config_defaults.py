@@ -200,3 +200,55 @@ def test_config_from_dict_builds_a_config() -> None:
     assert config.clusters[0].endpoints[0].url == "http://127.0.0.1:1"
     assert doc["clusters"][0]["endpoints"] == ["http://127.0.0.1:1"]  # input untouched
     assert config_from_dict(doc, "launch", env={}).version_hash == config.version_hash
+
+
+def test_health_outlier_and_retry_defaults_come_from_the_schema(load: Loader) -> None:
+    cluster = load(MINIMAL).clusters[0]
+
+    def d(*path: str) -> Any:
+        return _default("clusters", "[]", *path)
+
+    hc = cluster.health_check
+    assert hc.enabled is d("health_check", "enabled")
+    assert hc.path == d("health_check", "path")
+    assert hc.interval == parse_duration(d("health_check", "interval"))
+    assert hc.timeout == parse_duration(d("health_check", "timeout"))
+    assert hc.unhealthy_threshold == d("health_check", "unhealthy_threshold")
+    assert hc.healthy_threshold == d("health_check", "healthy_threshold")
+    od = cluster.outlier_detection
+    for name in (
+        "enabled",
+        "consecutive_5xx",
+        "consecutive_local_origin_failures",
+        "failure_rate_threshold",
+        "failure_rate_min_requests",
+        "success_threshold",
+        "half_open_max_requests",
+        "max_ejection_percent",
+    ):
+        assert getattr(od, name) == d("outlier_detection", name), name
+    for name in ("window", "base_ejection_time", "max_ejection_time"):
+        assert getattr(od, name) == parse_duration(d("outlier_detection", name)), name
+    rp = cluster.retry_policy
+    assert rp.max_retries == d("retry_policy", "max_retries")
+    assert rp.retry_on == frozenset(d("retry_policy", "retry_on"))
+    assert rp.retriable_status_codes == frozenset(d("retry_policy", "retriable_status_codes"))
+    assert rp.per_try_timeout is None and d("retry_policy", "per_try_timeout") is None
+    assert rp.backoff.base == parse_duration(d("retry_policy", "backoff", "base"))
+    assert rp.backoff.max == parse_duration(d("retry_policy", "backoff", "max"))
+    assert rp.backoff.multiplier == d("retry_policy", "backoff", "multiplier")
+    assert rp.backoff.jitter == d("retry_policy", "backoff", "jitter")
+    assert rp.budget.ratio == d("retry_policy", "budget", "ratio")
+    assert rp.budget.min_retries_per_second == d("retry_policy", "budget", "min_retries_per_second")
+
+
+def test_documented_resilience_defaults() -> None:
+    # the values the product promises; the schema is where they live
+    assert _default("clusters", "[]", "health_check", "interval") == "10s"
+    assert _default("clusters", "[]", "outlier_detection", "consecutive_5xx") == 5
+    assert _default("clusters", "[]", "outlier_detection", "max_ejection_percent") == 50
+    assert _default("clusters", "[]", "retry_policy", "retry_on") == [
+        "connect_failure",
+        "reset",
+        "5xx",
+    ]

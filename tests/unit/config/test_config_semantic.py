@@ -201,3 +201,35 @@ def test_semantic_checks_wait_for_a_schema_valid_document(fail: Failer) -> None:
     text = MINIMAL.replace("cluster: sim", "cluster: nope") + "logging: {level: loud}\n"
     issues = fail(text)
     assert len(issues) == 1 and "logging.level" in issues[0]
+
+
+def test_ejection_and_backoff_bounds_must_be_ordered(fail: Failer) -> None:
+    text = MINIMAL + (
+        "    outlier_detection: {base_ejection_time: 60s, max_ejection_time: 30s}\n"
+        "    retry_policy: {backoff: {base: 3s, max: 2s}}\n"
+    )
+    assert fail(text) == [
+        "f.yaml:9: clusters[0].outlier_detection.max_ejection_time: "
+        "max_ejection_time (30s) is shorter than base_ejection_time (60s)",
+        "f.yaml:10: clusters[0].retry_policy.backoff.max: max (2s) is shorter than base (3s)",
+    ]
+
+
+def test_health_outlier_and_retry_sections_load(load: Loader) -> None:
+    text = MINIMAL + (
+        "    health_check: {path: /ready, interval: 250ms, unhealthy_threshold: 1}\n"
+        "    outlier_detection: {enabled: false, failure_rate_threshold: 0.25}\n"
+        "    retry_policy:\n"
+        "      retry_on: [connect_failure, retriable_status_codes]\n"
+        "      retriable_status_codes: [502]\n"
+        "      per_try_timeout: 2s\n"
+    )
+    cluster = load(text).clusters[0]
+    assert (cluster.health_check.path, cluster.health_check.interval) == ("/ready", 0.25)
+    assert cluster.health_check.unhealthy_threshold == 1
+    assert cluster.outlier_detection.enabled is False
+    assert cluster.outlier_detection.failure_rate_threshold == 0.25
+    assert cluster.retry_policy.retry_on == frozenset({"connect_failure", "retriable_status_codes"})
+    assert cluster.retry_policy.retriable_status_codes == frozenset({502})
+    assert cluster.retry_policy.per_try_timeout == 2.0
+    assert cluster.retry_policy.max_retries == 3

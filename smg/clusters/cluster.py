@@ -15,6 +15,7 @@ from smg.clusters.lb.base import LoadBalancer, PickContext
 from smg.clusters.outlier import Clock, OutlierDetector
 from smg.config.model import ClusterConfig
 from smg.errors import GatewayError
+from smg.routing.retry import RetryBudget
 from smg.upstreams import UPSTREAMS
 from smg.upstreams.base import Upstream
 
@@ -52,6 +53,8 @@ class Cluster:
             self.health = HealthChecker(
                 self.name, config.health_check, self.endpoints, self.upstream.probe_health
             )
+        rp = config.retry_policy.budget
+        self.retry_budget = RetryBudget(rp.ratio, rp.min_retries_per_second)
         self._started = False
 
     def pick(self, ctx: PickContext, exclude: frozenset[str] = frozenset()) -> EndpointState | None:

@@ -45,6 +45,8 @@ class RequestContext:
     client_addr: str | None = None
     request_id: str = ""
     started: float = field(default_factory=time.monotonic)
+    deadline: float = 0.0
+    """Monotonic time by which the whole request must be answered (0: none)."""
     response_headers: dict[str, str] = field(default_factory=dict)
     route_name: str | None = None
     cluster_name: str | None = None

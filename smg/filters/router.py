@@ -1,17 +1,26 @@
-"""``router``: the terminal filter — route → cluster → endpoint → upstream adapter."""
+"""``router``: the terminal filter — route → cluster → endpoint → upstream, with retries.
+
+Retries, outlier recording and fallbacks wrap the upstream call here and only here.
+A retry happens before any byte reached the client, goes to an endpoint that has not
+failed this request, waits an exponential, jittered backoff, stays within the
+cluster's retry budget and never past the request's deadline. When a cluster has no
+usable endpoint or runs out of retries, the route's fallback clusters are tried in order.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from smg.clusters.cluster import Cluster
-from smg.clusters.endpoint import LoadGuard
+from smg.clusters.endpoint import EndpointState
 from smg.clusters.lb.base import PickContext
 from smg.errors import GatewayError, ModelNotFound, NoHealthyEndpoint, NotFound
 from smg.filters.base import Filter, RequestContext
 from smg.protocol.request import GatewayResponse
+from smg.routing.retry import backoff_delay, should_retry
 
 
 class RouterFilter(Filter):
@@ -38,13 +47,14 @@ class RouterFilter(Filter):
             raise NotFound(f"No route for {req.path}.")
         ctx.route_name = route.name
         clusters = ctx.snapshot.clusters
-        order = [route.pick_cluster(), *route.fallback]
         pick_ctx = PickContext(headers=req.headers, body=req.json, model=req.model)
+        first = route.pick_cluster()
+        if not route.fallback:
+            return await self._send(ctx, clusters[first], pick_ctx)
         last: GatewayError | None = None
-        for name in order:
-            cluster = clusters[name]
+        for name in (first, *route.fallback):
             try:
-                return await self._send(ctx, cluster, pick_ctx)
+                return await self._send(ctx, clusters[name], pick_ctx)
             except GatewayError as err:
                 if not err.retryable:
                     raise
@@ -55,22 +65,69 @@ class RouterFilter(Filter):
     async def _send(
         self, ctx: RequestContext, cluster: Cluster, pick_ctx: PickContext
     ) -> GatewayResponse:
+        """Attempts on one cluster, retrying on other endpoints as its policy allows."""
         ctx.cluster_name = cluster.name
-        ep = cluster.pick(pick_ctx)
-        if ep is None:
-            raise NoHealthyEndpoint(f"No healthy endpoint in cluster '{cluster.name}'.")
+        policy = cluster.config.retry_policy
+        total = cluster.config.timeouts.total
+        deadline = ctx.started + total
+        if ctx.deadline == 0.0 or deadline < ctx.deadline:
+            ctx.deadline = deadline
+        cluster.retry_budget.deposit()
+        failed: frozenset[str] = frozenset()
+        retries = 0
+        while True:
+            ep = cluster.pick(pick_ctx, failed)
+            if ep is None:
+                raise NoHealthyEndpoint(f"No healthy endpoint in cluster '{cluster.name}'.")
+            try:
+                return await self._attempt(ctx, cluster, ep)
+            except GatewayError as err:
+                if (
+                    retries >= policy.max_retries
+                    or not should_retry(err, policy.retry_on, policy.retriable_status_codes)
+                    or not cluster.retry_budget.withdraw()
+                ):
+                    raise
+                retries += 1
+                b = policy.backoff
+                delay = backoff_delay(retries, b.base, b.max, b.multiplier, b.jitter)
+                if time.monotonic() + delay >= ctx.deadline:
+                    raise
+                failed = failed | {ep.url}
+                if len(failed) >= len(cluster.endpoints):
+                    raise
+                await asyncio.sleep(delay)
+
+    async def _attempt(
+        self, ctx: RequestContext, cluster: Cluster, ep: EndpointState
+    ) -> GatewayResponse:
+        """One try on one endpoint; load is accounted from pick to the end of the answer."""
         ctx.endpoint_url = ep.url
         ctx.attempts += 1
-        guard: LoadGuard = ep.acquire()
+        guard = ep.acquire()
         try:
             resp = await cluster.upstream.send(ctx, ep)
-        except BaseException:
+        except GatewayError as err:
             guard.release()
             ep.total_failures += 1
+            cluster.record(ep, err)
+            raise
+        except BaseException:
+            guard.release()
             raise
         ctx.first_byte_at = time.monotonic()
         if resp.stream is None:
             guard.release()
-        else:
-            resp.on_close(lambda _exc: guard.release())
+            cluster.record(ep, None)
+            return resp
+
+        def finished(exc: BaseException | None) -> None:
+            guard.release()
+            if exc is None:
+                cluster.record(ep, None)
+            elif isinstance(exc, GatewayError) and exc.blame == "upstream":
+                ep.total_failures += 1
+                cluster.record(ep, exc)
+
+        resp.on_close(finished)
         return resp

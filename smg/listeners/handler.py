@@ -63,21 +63,22 @@ class ListenerHandler:
     async def _proxy(
         self, request: web.BaseRequest, ctx: RequestContext, lr: ListenerRuntime
     ) -> web.StreamResponse:
+        ctx.deadline = ctx.started + lr.config.request_timeout
         try:
-            async with asyncio.timeout(lr.config.request_timeout):
-                resp = await lr.chain.run(ctx)
-                return await write_response(request, ctx, resp)
+            try:
+                async with asyncio.timeout_at(ctx.deadline):
+                    resp = await lr.chain.run(ctx)
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    f"No answer within the request deadline "
+                    f"({ctx.deadline - ctx.started:g}s)."
+                ) from None
+            # After this point the head may be out: failures become stream error events.
+            return await write_response(request, ctx, resp)
         except GatewayError as err:
             ctx.error = err
             ctx.status = err.status
             return error_response(ctx.response_headers, err)
-        except TimeoutError:
-            terr = UpstreamTimeout(
-                f"The request did not complete within {lr.config.request_timeout:g}s."
-            )
-            ctx.error = terr
-            ctx.status = terr.status
-            return error_response(ctx.response_headers, terr)
         except asyncio.CancelledError:
             ctx.client_disconnected = True
             raise

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
 
-from smg.errors import GatewayError
+from smg.errors import GatewayError, UpstreamTimeout
 from smg.filters.base import RequestContext
 from smg.protocol.openai_errors import error_payload, stream_error_event
 from smg.protocol.request import GatewayResponse
@@ -46,8 +47,15 @@ async def write_response(
     stream = resp.stream
     try:
         await out.prepare(request)
-        async for chunk in stream:
-            await out.write(chunk)
+        try:
+            async with asyncio.timeout_at(ctx.deadline or None):
+                async for chunk in stream:
+                    await out.write(chunk)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"The stream did not finish within the request deadline "
+                f"({ctx.deadline - ctx.started:g}s)."
+            ) from None
         await out.write_eof()
     except GatewayError as err:
         # The head already went out: end the stream with an error event, never silently.

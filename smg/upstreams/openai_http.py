@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import orjson
 
 from smg.clusters.endpoint import EndpointState
-from smg.errors import UpstreamStatus
+from smg.errors import UpstreamStatus, UpstreamTimeout
 from smg.protocol.request import GatewayResponse
 from smg.upstreams.headers import relayed_headers, upstream_headers
 from smg.upstreams.http_client import HttpPool
@@ -47,12 +48,19 @@ class OpenAIHttpUpstream:
         req = ctx.request
         t = self.config.timeouts
         headers = upstream_headers(req.headers, req.upstream_headers, req.dropped_headers)
+        per_try = self.config.retry_policy.per_try_timeout or t.first_byte
+        if ctx.deadline:
+            left = ctx.deadline - time.monotonic()
+            if left <= 0:
+                raise UpstreamTimeout("The request deadline passed before it could be sent.")
+            per_try = min(per_try, left)
         up = await self._pool(ep).request(
             req.method,
             req.path,
             headers,
             req.body_bytes(),
-            first_byte_timeout=t.first_byte,
+            connect_timeout=min(t.connect, per_try),
+            first_byte_timeout=per_try,
         )
         ctype = up.content_type
         if up.status >= 400:

@@ -157,6 +157,7 @@ def test_stream_is_relayed_as_it_arrives(tmp_path: Path) -> None:
 def test_in_flight_returns_to_zero_after_ok_error_and_disconnect(tmp_path: Path) -> None:
     with sim(tmp_path, "--itl-ms", "100") as slow, sim(tmp_path, "--fail-rate", "1.0") as bad:
         doc = gateway_config([slow, bad], free_port(), free_port())
+        doc["clusters"][0]["retry_policy"] = {"max_retries": 0}  # let the error reach us
         with gateway(tmp_path, doc) as g:
             c = client(g)
             c.completions.create(model="sim-model", prompt="p", max_tokens=1)  # one goes to slow

@@ -88,7 +88,7 @@ def test_stream_past_total_deadline_ends_with_error_event(tmp_path: Path) -> Non
             c = openai.OpenAI(base_url=g.url + "/v1", api_key="x", max_retries=0)
             got = 0
             with pytest.raises(openai.APIError) as ei:
-                for ch in c.chat.completions.create(
+                for _ch in c.chat.completions.create(
                     model="sim-model",
                     messages=[{"role": "user", "content": "x"}],
                     max_tokens=50,

@@ -55,6 +55,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-json", action="store_true", default=None, help="logging.json")
     _add_resilience_arguments(p)
     p.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=None,
+        help="Requests served at once; more wait in a queue (an admission filter).",
+    )
+    p.add_argument("--queue-size", type=int, default=None, help="admission: queue length.")
+    p.add_argument(
+        "--queue-timeout-secs", type=float, default=None, help="admission: longest wait."
+    )
+    p.add_argument(
+        "--rate-limit-tokens-per-second",
+        type=float,
+        default=None,
+        help="Requests admitted per second (a rate_limit filter, requests_per_second).",
+    )
+    p.add_argument(
+        "--shutdown-grace-period-secs",
+        type=float,
+        default=None,
+        help="How long SIGTERM waits for in-flight requests (server.shutdown_grace_period).",
+    )
+    p.add_argument(
         "--print-config",
         action="store_true",
         help="Print the YAML this command line means, and exit.",
@@ -148,9 +170,25 @@ def config_doc(args: argparse.Namespace) -> dict[str, Any]:
     }
     doc: dict[str, Any] = {}
     filters: dict[str, Any] = {"request_id": {"type": "request_id"}}
+    chain = ["request_id"]
     if args.api_key:
         filters["auth"] = {"type": "api_key", "config": {"keys": [args.api_key]}}
-        listener["filters"] = ["request_id", "auth", "router"]
+        chain.append("auth")
+    if args.rate_limit_tokens_per_second is not None:
+        filters["rate_limit"] = {
+            "type": "rate_limit",
+            "config": {"requests_per_second": args.rate_limit_tokens_per_second},
+        }
+        chain.append("rate_limit")
+    if args.max_concurrent_requests is not None:
+        adm: dict[str, Any] = {"max_concurrent_requests": args.max_concurrent_requests}
+        if args.queue_size is not None:
+            adm["queue_size"] = args.queue_size
+        if args.queue_timeout_secs is not None:
+            adm["queue_timeout"] = _duration(args.queue_timeout_secs, "s")
+        filters["admission"] = {"type": "admission", "config": adm}
+        chain.append("admission")
+    listener["filters"] = [*chain, "router"]
     if args.policy:
         cluster["lb_policy"] = {"type": args.policy}
     _apply_cluster_flags(args, cluster)
@@ -168,8 +206,13 @@ def config_doc(args: argparse.Namespace) -> dict[str, Any]:
         logging_doc["json"] = True
     if logging_doc:
         doc["logging"] = logging_doc
+    server: dict[str, Any] = {}
     if args.workers is not None:
-        doc["server"] = {"workers": args.workers}
+        server["workers"] = args.workers
+    if args.shutdown_grace_period_secs is not None:
+        server["shutdown_grace_period"] = _duration(args.shutdown_grace_period_secs, "s")
+    if server:
+        doc["server"] = server
     if args.model:
         doc["models"] = {args.model: {}}
     doc["listeners"] = [listener]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import Any
 
 import orjson
@@ -100,6 +102,25 @@ async def reload(request: web.Request) -> web.Response:
     return _json({"result": res.result, "version": res.version, "errors": res.errors}, status)
 
 
+async def runtime(request: web.Request) -> web.Response:
+    """Process internals for leak checks: tasks, open file descriptors, requests in flight."""
+    m = request.app[MANAGER]
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        fds = -1
+    return _json(
+        {
+            "pid": os.getpid(),
+            "tasks": len(asyncio.all_tasks()),
+            "background_tasks": len(m.tasks),
+            "open_fds": fds,
+            "active_requests": m.current.active,
+            "retired_snapshots": m.retired_count,
+        }
+    )
+
+
 def admin_app(manager: RuntimeManager) -> web.Application:
     """The admin aiohttp application."""
     app = web.Application()
@@ -110,6 +131,7 @@ def admin_app(manager: RuntimeManager) -> web.Application:
     app.router.add_get("/config", config)
     app.router.add_get("/clusters", clusters)
     app.router.add_post("/reload", reload)
+    app.router.add_get("/debug/runtime", runtime)
     return app
 
 

@@ -37,16 +37,79 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
         parts.append(chunk)
 
 
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+# Beyond any context window in existence: a typo or an attack, not a request.
+_MAX_TOKENS_LIMIT = 16_777_216
+_MAX_N = 128
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_messages(msgs: Any) -> None:
+    if not isinstance(msgs, list) or not msgs:
+        raise BadRequest("'messages' must be a non-empty array.", param="messages")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            raise BadRequest(f"'messages[{i}]' must be an object.", param=f"messages[{i}]")
+        role = m.get("role")
+        if not isinstance(role, str) or role not in _ROLES:
+            raise BadRequest(
+                f"Invalid value for 'messages[{i}].role': {role!r}; expected one of "
+                f"{', '.join(sorted(_ROLES))}.",
+                param=f"messages[{i}].role",
+            )
+
+
+def _check_sampling(doc: dict[str, Any]) -> None:
+    for name in ("max_tokens", "max_completion_tokens"):
+        v = doc.get(name)
+        if v is not None and (not _is_int(v) or not 0 <= v <= _MAX_TOKENS_LIMIT):
+            raise BadRequest(
+                f"'{name}' must be an integer between 0 and {_MAX_TOKENS_LIMIT}, got {v!r}.",
+                param=name,
+            )
+    n = doc.get("n")
+    if n is not None and (not _is_int(n) or not 1 <= n <= _MAX_N):
+        raise BadRequest(f"'n' must be an integer between 1 and {_MAX_N}, got {n!r}.", param="n")
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+        v = doc.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise BadRequest(f"'{name}' must be a number, got {v!r}.", param=name)
+    t = doc.get("temperature")
+    if isinstance(t, int | float) and t < 0:
+        raise BadRequest("'temperature' must not be negative.", param="temperature")
+    stop = doc.get("stop")
+    if stop is not None and not (
+        isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(x, str) for x in stop))
+    ):
+        raise BadRequest("'stop' must be a string or an array of strings.", param="stop")
+    so = doc.get("stream_options")
+    if so is not None and not isinstance(so, dict):
+        raise BadRequest("'stream_options' must be an object.", param="stream_options")
+
+
 def _check_fields(kind: str, doc: dict[str, Any]) -> None:
     for name in _REQUIRED.get(kind, ()):
         if name not in doc:
             raise BadRequest(f"Missing required parameter: '{name}'.", param=name)
     if kind == "chat":
-        msgs = doc["messages"]
-        if not isinstance(msgs, list) or not msgs:
-            raise BadRequest("'messages' must be a non-empty array.", param="messages")
-    if kind == "generate" and "text" not in doc and "input_ids" not in doc:
+        _check_messages(doc["messages"])
+    elif kind == "completions":
+        prompt = doc["prompt"]
+        if not isinstance(prompt, str | list) or (isinstance(prompt, list) and not prompt):
+            raise BadRequest(
+                "'prompt' must be a string, an array of strings or of token ids.", param="prompt"
+            )
+    elif kind == "embeddings":
+        inp = doc["input"]
+        if not isinstance(inp, str | list) or (isinstance(inp, list) and not inp):
+            raise BadRequest("'input' must be a string or a non-empty array.", param="input")
+    elif kind == "generate" and "text" not in doc and "input_ids" not in doc:
         raise BadRequest("Missing required parameter: 'text' or 'input_ids'.", param="text")
+    if kind != "embeddings":
+        _check_sampling(doc)
 
 
 def decode_json(body: bytes, kind: str, model_required: bool = True) -> dict[str, Any]:

@@ -207,6 +207,11 @@ class RuntimeManager:
         self._retired.append(old)
         self._collect()
 
+    @property
+    def retired_count(self) -> int:
+        """Retired snapshots still serving requests."""
+        return len(self._retired)
+
     def snapshot_drained(self, snap: Snapshot) -> None:
         """A retired snapshot's last request finished: close what nothing uses any more."""
         self._collect()

@@ -61,7 +61,11 @@ def test_error_body_is_openai_shaped() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(),
     lambda children: st.lists(children) | st.dictionaries(st.text(), children),
     max_leaves=20,
 )
@@ -79,3 +83,38 @@ def test_any_body_decodes_or_is_a_400(body: bytes, kind: str) -> None:
         assert 400 <= err.status < 500
     else:
         assert isinstance(doc, dict)
+
+
+def test_unknown_role_names_the_message() -> None:
+    err = rejects(b'{"model": "m", "messages": [{"role": "user"}, {"role": "wizard"}]}')
+    assert err.param == "messages[1].role" and "wizard" in err.message
+    assert rejects(b'{"model": "m", "messages": ["hi"]}').param == "messages[0]"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_tokens", -1),
+        ("max_tokens", 10**12),
+        ("max_tokens", "10"),
+        ("max_tokens", True),
+        ("max_completion_tokens", 1.5),
+        ("n", 0),
+        ("n", 1000),
+        ("temperature", "hot"),
+        ("temperature", -0.5),
+        ("top_p", [1]),
+        ("stop", [1, 2]),
+        ("stream_options", "yes"),
+    ],
+)
+def test_bad_sampling_fields_are_named(field: str, value: object) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], field: value}
+    assert rejects(orjson.dumps(body)).param == field
+
+
+def test_completions_prompt_and_embeddings_input_types() -> None:
+    assert rejects(b'{"model": "m", "prompt": 5}', "completions").param == "prompt"
+    assert rejects(b'{"model": "m", "input": []}', "embeddings").param == "input"
+    ok = decode_json(b'{"model": "m", "prompt": [1, 2, 3], "max_tokens": 0}', "completions")
+    assert ok["prompt"] == [1, 2, 3]

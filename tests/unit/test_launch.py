@@ -96,3 +96,36 @@ def test_print_config_maps_every_flag() -> None:
     assert typed.outlier_detection.base_ejection_time == 45.0
     assert typed.retry_policy.backoff.max == pytest.approx(1.5005)
     assert typed.retry_policy.max_retries == 5
+
+
+def test_admission_rate_limit_and_grace_flags_build_filters_in_order() -> None:
+    doc = doc_for(
+        *BASE,
+        "--api-key",
+        "k",
+        "--rate-limit-tokens-per-second",
+        "10",
+        "--max-concurrent-requests",
+        "4",
+        "--queue-size",
+        "2",
+        "--queue-timeout-secs",
+        "1.5",
+        "--shutdown-grace-period-secs",
+        "5",
+    )
+    assert doc["listeners"][0]["filters"] == [
+        "request_id",
+        "auth",
+        "rate_limit",
+        "admission",
+        "router",
+    ]
+    assert doc["filters"]["rate_limit"]["config"] == {"requests_per_second": 10.0}
+    assert doc["filters"]["admission"]["config"] == {
+        "max_concurrent_requests": 4,
+        "queue_size": 2,
+        "queue_timeout": "1.5s",
+    }
+    assert doc["server"]["shutdown_grace_period"] == "5s"
+    config_from_dict(doc, "<launch>")

@@ -15,6 +15,7 @@ Tree::
     │   └── UpstreamStatus       status of the worker, retryable for 5xx/429
     ├── NoHealthyEndpoint        503  upstream, retryable
     ├── UpstreamTimeout          504  upstream, local origin, retryable
+    ├── ShuttingDown             503  internal, retryable (drain deadline passed)
     └── InternalError            500  internal (a bug in the gateway)
 
 ``blame`` says who caused it (``downstream`` = the client, ``upstream`` = a worker,
@@ -167,6 +168,16 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
     retryable = True
     local_origin = True
+
+
+class ShuttingDown(GatewayError):
+    """The drain deadline passed while this request was still running."""
+
+    status = 503
+    code = "shutting_down"
+    type = "server_error"
+    blame = "internal"
+    retryable = True
 
 
 class InternalError(GatewayError):

@@ -56,6 +56,8 @@ class RequestContext:
     error: GatewayError | None = None
     first_byte_at: float | None = None
     client_disconnected: bool = False
+    shutdown: bool = False
+    """Set when the gateway's drain deadline, not the client, ends this request."""
     state: dict[StateKey[Any], Any] = field(default_factory=dict)
 
     def get(self, key: StateKey[T], default: T) -> T:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
-from smg.errors import GatewayError, InternalError, NotFound, UpstreamTimeout
+from smg.errors import GatewayError, InternalError, NotFound, ShuttingDown, UpstreamTimeout
 from smg.filters.base import RequestContext
 from smg.listeners.decode import decode_request
-from smg.listeners.writer import error_response, write_response
+from smg.listeners.writer import error_response, uncancel, write_response
 from smg.observability import access, metrics
 from smg.protocol.request import KIND_BY_PATH
 
@@ -31,6 +32,23 @@ class ListenerHandler:
     def __init__(self, name: str, manager: RuntimeManager) -> None:
         self.name = name
         self.manager = manager
+        self._running: dict[asyncio.Task[Any], RequestContext] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drain(self, grace: float) -> None:
+        """Let running requests finish for up to ``grace`` s, then end them with an error."""
+        if self._running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        if not self._running:
+            return
+        log.warning("drain deadline: ending %d requests still running", len(self._running))
+        tasks = list(self._running)
+        for task, ctx in self._running.items():
+            ctx.shutdown = True
+            task.cancel()
+        await asyncio.wait(tasks, timeout=2.0)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         """aiohttp low-level handler entry point."""
@@ -51,7 +69,16 @@ class ListenerHandler:
                 metrics.REQUESTS.labels(self.name, "", "", str(err.status)).inc()
                 return error_response({}, err)
             ctx = RequestContext(req, snap, lr, request.remote)
-            return await self._proxy(request, ctx, lr)
+            task = asyncio.current_task()
+            assert task is not None
+            self._running[task] = ctx
+            self._idle.clear()
+            try:
+                return await self._proxy(request, ctx, lr)
+            finally:
+                del self._running[task]
+                if not self._running:
+                    self._idle.set()
         finally:
             if ctx is not None:
                 lr.chain.finish(ctx)
@@ -80,8 +107,14 @@ class ListenerHandler:
             ctx.status = err.status
             return error_response(ctx.response_headers, err)
         except asyncio.CancelledError:
-            ctx.client_disconnected = True
-            raise
+            if not ctx.shutdown:
+                ctx.client_disconnected = True
+                raise
+            uncancel()
+            serr = ShuttingDown("The gateway is shutting down; retry the request.")
+            ctx.error = serr
+            ctx.status = serr.status
+            return error_response(ctx.response_headers, serr)
         except Exception:
             log.exception("internal error serving %s", request.path)
             ierr = InternalError("The gateway failed to serve this request.")

@@ -62,9 +62,11 @@ class ListenerServer:
         """Stop accepting, let in-flight requests finish up to ``grace`` seconds, close."""
         self.stop_accepting()
         if self._web is not None:
-            # Idle keep-alive connections close now; busy ones after their response.
+            # Idle keep-alive connections close now; busy ones after their response,
+            # which gets at most ``grace`` seconds before it is ended with an error.
             self._web.pre_shutdown()
-            await self._web.shutdown(grace)
+            await self._handler.drain(grace)
+            await self._web.shutdown(1.0)
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), max(grace, 0.1))

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from smg.errors import GatewayError, UpstreamTimeout
+from smg.errors import GatewayError, ShuttingDown, UpstreamTimeout
 from smg.filters.base import RequestContext
 from smg.protocol.openai_errors import error_payload, stream_error_event
 from smg.protocol.request import GatewayResponse
@@ -65,6 +65,16 @@ async def write_response(
     except _CLIENT_GONE as exc:
         failure = exc
         ctx.client_disconnected = True
+    except asyncio.CancelledError as exc:
+        failure = exc
+        if not ctx.shutdown:
+            ctx.client_disconnected = True
+            raise
+        # Our own drain deadline: tell the client instead of cutting the stream silently.
+        uncancel()
+        serr = ShuttingDown("The gateway is shutting down; the stream was ended.")
+        failure = ctx.error = serr
+        await _try_write(out, stream_error_event(serr))
     except BaseException as exc:
         failure = exc
         raise
@@ -77,6 +87,13 @@ async def write_response(
                 log.debug("closing upstream stream failed", exc_info=True)
         resp.close(failure)
     return out
+
+
+def uncancel() -> None:
+    """Swallow the cancellation the drain used to stop this request."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 async def _try_write(out: web.StreamResponse, data: bytes) -> None:

@@ -278,12 +278,6 @@ def _grace_gateway_doc(urls: list[str]) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: in-flight requests get 2x shutdown_grace_period: ListenerServer.close passes "
-    "grace to aiohttp web.Server.shutdown, which waits `timeout` for the handler, then "
-    "cancels the request and waits up to `timeout` again",
-)
 def test_shutdown_grace_period_bounds_the_drain(tmp_path: Path) -> None:
     # 40 tokens at 200 ms: the streams outlive the grace period by far.
     with (
@@ -296,12 +290,6 @@ def test_shutdown_grace_period_bounds_the_drain(tmp_path: Path) -> None:
         assert took < GRACE + 0.5, f"streams were cut {took:.2f}s after SIGTERM"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: requests still running when the grace period ends are cut silently: the "
-    "handler task is cancelled, write_response re-raises CancelledError without an SSE error "
-    "event, and a non-streamed request gets no HTTP answer at all",
-)
 def test_requests_cut_by_the_end_of_the_grace_period_get_an_openai_error(
     tmp_path: Path,
 ) -> None:

@@ -97,8 +97,7 @@ class ListenerHandler:
                     resp = await lr.chain.run(ctx)
             except TimeoutError:
                 raise UpstreamTimeout(
-                    f"No answer within the request deadline "
-                    f"({ctx.deadline - ctx.started:g}s)."
+                    f"No answer within the request deadline ({ctx.deadline - ctx.started:g}s)."
                 ) from None
             # After this point the head may be out: failures become stream error events.
             return await write_response(request, ctx, resp)

@@ -23,9 +23,9 @@ UNKNOWN: Final = "unknown"
 # probed in lockstep (and several gateway processes do not probe a worker together).
 JITTER: Final = 0.1
 
-# Protocols with an active check today; gRPC clusters will use the engine's HealthCheck
-# RPC, cloud APIs are not checked. Endpoints of other protocols stay "unknown".
-CHECKED_PROTOCOLS: Final = frozenset({"openai_http"})
+# Protocols with an active check: HTTP GET of the path, gRPC the engine's HealthCheck
+# RPC; cloud APIs are not checked. Endpoints of other protocols stay "unknown".
+CHECKED_PROTOCOLS: Final = frozenset({"openai_http", "vllm_grpc", "sglang_grpc", "trtllm_grpc"})
 
 Probe = Callable[[EndpointState, str, float], Awaitable[bool]]
 Sleep = Callable[[float], Awaitable[None]]

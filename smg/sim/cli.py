@@ -109,6 +109,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="answer 503 for the first S seconds",
     )
+    from smg.sim.grpc.server import add_grpc_arguments
+
+    add_grpc_arguments(p)
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -149,6 +152,10 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"smg-sim: {exc}", file=sys.stderr)
         return 2
+    if args.grpc:
+        from smg.sim.grpc import server as grpc_server
+
+        return grpc_server.run(cfg, args)
     from smg.sim.server import run
 
     return run(cfg)

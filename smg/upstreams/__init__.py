@@ -7,3 +7,6 @@ from smg.upstreams.base import UpstreamFactory
 
 UPSTREAMS: Registry[UpstreamFactory] = Registry("upstream protocol")
 UPSTREAMS.register_lazy("openai_http", "smg.upstreams.openai_http:OpenAIHttpUpstream")
+UPSTREAMS.register_lazy("vllm_grpc", "smg.upstreams.grpc.adapter:VllmGrpcUpstream")
+UPSTREAMS.register_lazy("sglang_grpc", "smg.upstreams.grpc.adapter:SglangGrpcUpstream")
+UPSTREAMS.register_lazy("trtllm_grpc", "smg.upstreams.grpc.adapter:TrtllmGrpcUpstream")

@@ -1,0 +1,216 @@
+"""The flavour-independent part of an engine client: the Generate stream and Abort."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, ClassVar
+
+import grpc
+
+from smg.errors import UpstreamError, UpstreamReset, UpstreamTimeout
+from smg.upstreams.grpc.errors import map_rpc_error
+from smg.upstreams.grpc.sampling import SamplingParams
+from smg.upstreams.grpc.types import GenerateChunk, LoadReport, ModelInfo, ServerInfo
+
+log = logging.getLogger("smg.grpc")
+
+# Abort calls outlive the request that was cancelled: keep them referenced.
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+ABORT_TIMEOUT = 5.0
+
+
+def spawn(coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro`` detached (used for Abort after a cancel, which must not block it)."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+Decode = Callable[[Any], list[GenerateChunk]]
+
+
+class GenerateStream(AsyncIterator[GenerateChunk]):
+    """The neutral chunks of one Generate call; cancelling it before the end sends Abort.
+
+    The iterator ends once every sequence (``n``) has finished. If it is closed,
+    cancelled (client gone, deadline) or garbage before that, the gRPC call is cancelled
+    and the engine is told ``Abort(request_id)``, so it frees the slot at once.
+    """
+
+    def __init__(
+        self,
+        call: Any,
+        decode: Decode,
+        abort: Callable[[], Coroutine[Any, Any, None]],
+        n: int,
+        idle_timeout: float | None = None,
+    ) -> None:
+        self._call = call
+        self._decode = decode
+        self._abort = abort
+        self._left = n
+        self._idle = idle_timeout
+        self._pending: deque[GenerateChunk] = deque()
+        self._ended = False
+        self.aborted = False
+
+    @property
+    def finished(self) -> bool:
+        """Did every sequence finish (nothing to abort)."""
+        return self._left <= 0
+
+    async def __anext__(self) -> GenerateChunk:
+        while not self._pending:
+            if self._ended or self._left <= 0:
+                raise StopAsyncIteration
+            msg = await self._read()
+            if msg is grpc.aio.EOF:
+                self._ended = True
+                if self._left > 0:
+                    raise UpstreamReset("the engine ended the stream before the last token")
+                raise StopAsyncIteration
+            self._pending.extend(self._decode(msg))
+        chunk = self._pending.popleft()
+        if chunk.finish_reason is not None:
+            self._left -= 1
+        return chunk
+
+    async def _read(self) -> Any:
+        try:
+            if self._idle is None:
+                return await self._call.read()
+            async with asyncio.timeout(self._idle):
+                return await self._call.read()
+        except grpc.aio.AioRpcError as exc:
+            self._ended = True  # the call is over; the engine already dropped it
+            raise map_rpc_error(exc) from None
+        except TimeoutError:
+            self.cancel()
+            raise UpstreamTimeout(f"no token from the engine within {self._idle:g}s") from None
+        except UpstreamError:
+            raise
+        except BaseException:
+            # Cancelled (the client went away) or a bug: stop the engine's work.
+            self.cancel()
+            raise
+
+    def cancel(self) -> None:
+        """Stop now: cancel the call and, if a sequence is unfinished, send Abort."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._left > 0:
+            self.aborted = True
+            self._call.cancel()
+            spawn(self._abort())
+
+    async def aclose(self) -> None:
+        """Close the stream (Abort if unfinished)."""
+        self.cancel()
+
+    def __del__(self) -> None:
+        if not self._ended and self._left > 0:
+            # No running loop (interpreter exit): nothing left to tell the engine.
+            with contextlib.suppress(RuntimeError):
+                self.cancel()
+
+
+class EngineClient:
+    """A typed client of one engine endpoint; subclasses speak one flavour."""
+
+    flavour: ClassVar[str] = ""
+    server_type: ClassVar[str] = ""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.channel = channel
+
+    def generate(
+        self,
+        input_ids: list[int],
+        sampling: SamplingParams,
+        *,
+        stream: bool,
+        request_id: str,
+        timeout: float | None = None,
+        idle_timeout: float | None = None,
+        prompt_text: str = "",
+    ) -> GenerateStream:
+        """Start Generate; iterate the result for neutral chunks (deltas, then finish)."""
+        call = self._start_generate(input_ids, sampling, stream, request_id, timeout, prompt_text)
+
+        async def abort() -> None:
+            await self.abort_quietly(request_id)
+
+        return GenerateStream(call, self._decoder(stream), abort, sampling.n, idle_timeout)
+
+    def _start_generate(
+        self,
+        input_ids: list[int],
+        sampling: SamplingParams,
+        stream: bool,
+        request_id: str,
+        timeout: float | None,
+        prompt_text: str,
+    ) -> Any:
+        raise NotImplementedError
+
+    def _decoder(self, stream: bool) -> Decode:
+        raise NotImplementedError
+
+    async def abort(self, request_id: str) -> None:
+        """Tell the engine to stop ``request_id`` (raises mapped errors)."""
+        raise NotImplementedError
+
+    async def abort_quietly(self, request_id: str) -> None:
+        """Abort, logging instead of raising (runs detached after a cancel)."""
+        try:
+            await asyncio.wait_for(self.abort(request_id), ABORT_TIMEOUT)
+        except Exception as exc:
+            log.debug("abort of %s failed: %r", request_id, exc)
+
+    async def health_check(self, timeout: float | None = None) -> bool:
+        """The engine's HealthCheck RPC: True if it says it is healthy."""
+        raise NotImplementedError
+
+    async def get_model_info(self, timeout: float | None = None) -> ModelInfo:
+        """GetModelInfo, flavour-neutral."""
+        raise NotImplementedError
+
+    async def get_server_info(self, timeout: float | None = None) -> ServerInfo:
+        """GetServerInfo, flavour-neutral."""
+        raise NotImplementedError
+
+    async def get_loads(self, timeout: float | None = None) -> list[LoadReport]:
+        """GetLoads per data-parallel rank (empty where the engine has no such RPC)."""
+        return []
+
+    async def get_tokenizer(self, timeout: float | None = None) -> bytes:
+        """The engine's tokenizer files as zip bytes (GetTokenizer), checksum verified."""
+        raise NotImplementedError
+
+    @staticmethod
+    async def _unary(method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise map_rpc_error(exc) from None
+
+    @staticmethod
+    async def _collect_zip(call: Any) -> bytes:
+        parts: list[bytes] = []
+        digest = ""
+        try:
+            async for chunk in call:
+                parts.append(chunk.data)
+                digest = chunk.sha256 or digest
+        except grpc.aio.AioRpcError as exc:
+            raise map_rpc_error(exc) from None
+        data = b"".join(parts)
+        if digest and hashlib.sha256(data).hexdigest() != digest:
+            raise UpstreamReset("the tokenizer archive does not match its sha256")
+        return data

@@ -1,0 +1,101 @@
+"""Client of SGLang's ``sglang.grpc.scheduler.SglangScheduler`` service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+from smg_grpc_proto import sglang_scheduler_pb2, sglang_scheduler_pb2_grpc
+from smg_grpc_proto.generated import common_pb2
+
+from smg.upstreams.grpc.client import Decode, EngineClient
+from smg.upstreams.grpc.sampling import SamplingParams, to_sglang
+from smg.upstreams.grpc.types import LoadReport, ModelInfo, ServerInfo
+from smg.upstreams.grpc.vllm import decoder, load_report
+
+pb: Any = sglang_scheduler_pb2
+
+
+class SglangClient(EngineClient):
+    """Typed calls to one SGLang gRPC scheduler."""
+
+    flavour = "sglang"
+
+    def __init__(self, channel: Any) -> None:
+        super().__init__(channel)
+        self.stub: Any = sglang_scheduler_pb2_grpc.SglangSchedulerStub(channel)
+
+    def _start_generate(
+        self,
+        input_ids: list[int],
+        sampling: SamplingParams,
+        stream: bool,
+        request_id: str,
+        timeout: float | None,
+        prompt_text: str,
+    ) -> Any:
+        req = pb.GenerateRequest(
+            request_id=request_id,
+            tokenized=pb.TokenizedInput(original_text=prompt_text, input_ids=input_ids),
+            sampling_params=to_sglang(sampling, pb),
+            return_logprob=sampling.logprobs,
+            top_logprobs_num=sampling.top_logprobs,
+            # Logprobs of generated tokens only, not of the prompt.
+            logprob_start_len=-1,
+            stream=stream,
+        )
+        return self.stub.Generate(req, timeout=timeout)
+
+    def _decoder(self, stream: bool) -> Decode:
+        # Same GenerateResponse shape as vLLM's (plus request_id and reasoning_tokens).
+        return decoder(stream)
+
+    async def abort(self, request_id: str) -> None:
+        """Abort(request_id)."""
+        req = pb.AbortRequest(request_id=request_id, reason="client disconnected")
+        await self._unary(self.stub.Abort, req, 5.0)
+
+    async def health_check(self, timeout: float | None = None) -> bool:
+        """HealthCheck → ``healthy``."""
+        r = await self._unary(self.stub.HealthCheck, pb.HealthCheckRequest(), timeout)
+        return bool(r.healthy)
+
+    async def get_model_info(self, timeout: float | None = None) -> ModelInfo:
+        """GetModelInfo."""
+        r = await self._unary(self.stub.GetModelInfo, pb.GetModelInfoRequest(), timeout)
+        return ModelInfo(
+            model_path=r.model_path,
+            served_model_name=r.served_model_name,
+            tokenizer_path=r.tokenizer_path,
+            max_context_length=r.max_context_length,
+            vocab_size=r.vocab_size,
+            eos_token_ids=tuple(r.eos_token_ids),
+            bos_token_id=r.bos_token_id,
+            pad_token_id=r.pad_token_id,
+            is_generation=r.is_generation,
+            default_sampling_params_json=r.default_sampling_params_json,
+        )
+
+    async def get_server_info(self, timeout: float | None = None) -> ServerInfo:
+        """GetServerInfo; ``extra`` holds ``server_args`` and ``scheduler_info`` as dicts."""
+        r = await self._unary(self.stub.GetServerInfo, pb.GetServerInfoRequest(), timeout)
+        return ServerInfo(
+            server_type=r.server_type or "grpc",
+            active_requests=r.active_requests,
+            uptime_seconds=r.uptime_seconds,
+            extra={
+                "server_args": json_format.MessageToDict(r.server_args),
+                "scheduler_info": json_format.MessageToDict(r.scheduler_info),
+                "sglang_version": r.sglang_version,
+            },
+        )
+
+    async def get_loads(self, timeout: float | None = None) -> list[LoadReport]:
+        """GetLoads."""
+        r = await self._unary(self.stub.GetLoads, pb.GetLoadsRequest(), timeout)
+        return [load_report(x) for x in r.loads]
+
+    async def get_tokenizer(self, timeout: float | None = None) -> bytes:
+        """GetTokenizer (zip bytes)."""
+        call = self.stub.GetTokenizer(common_pb2.GetTokenizerRequest(), timeout=timeout)
+        return await self._collect_zip(call)

@@ -18,6 +18,7 @@ Env: EVENTS=10 INTERVAL_MS=100 (must match between serve and probe).
 """
 
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -116,10 +117,8 @@ async def _handle(reader, writer):
             path = path.split("?", 1)[0]
             if method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
                 stream = False
-                try:
+                with contextlib.suppress(ValueError):
                     stream = bool(json.loads(body or b"{}").get("stream"))
-                except ValueError:
-                    pass
                 if not stream:
                     await _send(writer, 200, "application/json", _CHAT)
                     continue
@@ -238,10 +237,8 @@ def probe(url, n):
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "serve":
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve([int(p) for p in sys.argv[2:]]))
-        except KeyboardInterrupt:
-            pass
     elif len(sys.argv) >= 3 and sys.argv[1] == "probe":
         probe(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 5)
     else:

@@ -54,10 +54,15 @@ ensure_deps() {
 # Freeze the code under test: copy smg/ (and schemas/) into the results dir and put it first on PYTHONPATH
 # (it wins over the editable install), so edits made to the repo during a 30-minute run do
 # not change what is measured.  SMG_SNAPSHOT=0 runs whatever $SMG_PY imports.
-tree_hash() { (cd "$REPO" && find smg -name '*.py' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16); }
+tree_hash() { (cd "${1:-$REPO}" && find smg -name '*.py' -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16); }
+# SMG_SRC=DIR reuses an earlier snapshot (DIR holds smg/ and schemas/), e.g. to re-measure
+# exactly the code an earlier run measured.
 snapshot_ours() {  # $1 = results dir; sets OURS_ENV
   OURS_ENV=""
-  if [ "${SMG_SNAPSHOT:-1}" != "0" ]; then
+  if [ -n "${SMG_SRC:-}" ]; then
+    [ -f "$SMG_SRC/smg/__init__.py" ] || { echo "SMG_SRC=$SMG_SRC has no smg/" >&2; exit 1; }
+    OURS_ENV="env PYTHONPATH=$(cd "$SMG_SRC" && pwd)"
+  elif [ "${SMG_SNAPSHOT:-1}" != "0" ]; then
     mkdir -p "$1/smg-src"
     cp -r "$REPO/smg" "$1/smg-src/"
     [ -d "$REPO/schemas" ] && cp -r "$REPO/schemas" "$1/smg-src/"   # smg/config/schema.py reads ../schemas
@@ -74,7 +79,8 @@ write_env() {  # $1 = results dir
     free -m | sed -n 2p; nginx -v 2>&1; wrk -v 2>&1 | head -1; python3 --version
     echo "our smg: $SMG_PY (python: $(head -1 "$SMG_PY" | sed 's/^#!//'))"
     "$(head -1 "$SMG_PY" | sed 's/^#!//')" -m pip list 2>/dev/null | grep -iE '^(aiohttp|uvloop|httptools|orjson|multidict) ' | tr -s ' ' | tr '\n' ' '; echo
-    echo "our code: git HEAD $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null), smg/*.py sha256 $(tree_hash), snapshot: ${OURS_ENV:-none}"
+    echo "our code: git HEAD $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null), live smg/*.py sha256 $(tree_hash), snapshot: ${OURS_ENV:-none}"
+    case "$OURS_ENV" in *PYTHONPATH=*) echo "  measured snapshot ${OURS_ENV##*=}: smg/*.py sha256 $(tree_hash "${OURS_ENV##*=}")";; esac
     echo "uncommitted files under smg/: $(git -C "$REPO" status --porcelain -- smg 2>/dev/null | tr '\n' ' ')"
     "$VENVS/venv-smg/bin/pip" list 2>/dev/null | grep -iE '^smg '
     "$VENVS/venv-vllmr/bin/pip" list 2>/dev/null | grep -iE '^vllm-router '

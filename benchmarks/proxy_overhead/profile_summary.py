@@ -141,55 +141,83 @@ def py_owner(frames):
     return "no Python frame: event loop / transports / C tasks"
 
 
+def is_python(frame):
+    lib = _lib(frame)
+    return lib.endswith(".py") or lib == "<string>" or lib.startswith("<frozen")
+
+
+def innermost_python(frames):
+    """The innermost Python frame below the process entry frames, or None."""
+    for f in reversed(frames):
+        if _lib(f) in _ENTRY:
+            return None
+        if is_python(f):
+            return f
+    return None
+
+
+def table(title, head, rows):
+    print(f"\n{title}\n")
+    print("| # | " + " | ".join(head) + " |")
+    print("|---|" + "---|" * len(head))
+    for i, row in enumerate(rows, 1):
+        print(f"| {i} | " + " | ".join(row) + " |")
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     by_line = "--by" in sys.argv and "line" in sys.argv
     path = args[0]
     top = int(args[1]) if len(args) > 1 else 25
-    own, cum, areas, owners = Counter(), Counter(), Counter(), Counter()
+    own, cum, pyself, areas, owners = Counter(), Counter(), Counter(), Counter(), Counter()
     total = 0
-    for line in open(path):
-        line = line.rstrip("\n")
+    with open(path) as fh:
+        lines = fh.read().splitlines()
+    for line in lines:
         if not line:
             continue
-        stack, _, n = line.rpartition(" ")
-        n = int(n)
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
         frames = [norm(f, by_line) for f in stack.split(";")]
         total += n
         own[frames[-1]] += n
         areas[area(frames[-1])] += n
         owners[py_owner(frames)] += n
+        pyself[innermost_python(frames) or "(no Python frame: event loop, transports)"] += n
         for f in set(frames):
             cum[f] += n
-    print(f"samples: {total}  ({path})\n")
-    print(f"Top {top} by own time (leaf frame)\n")
-    print("| # | own % | cum % | function (file) |")
-    print("|---|---|---|---|")
-    for i, (f, n) in enumerate(own.most_common(top), 1):
-        print(f"| {i} | {100 * n / total:.1f} | {100 * cum[f] / total:.1f} | `{f}` |")
-    print(
-        f"\nTop {top} by cumulative time (on the stack), process entry frames "
-        "(`<module>`, `main`, `run`, `Runner.run`) omitted\n"
+
+    def pct(n):
+        return f"{100 * n / total:.1f}"
+
+    print(f"samples: {total}  ({path})")
+    table(
+        f"Top {top} by own time (leaf frame, native frames included)",
+        ["own %", "cum %", "function (file)"],
+        [[pct(n), pct(cum[f]), f"`{f}`"] for f, n in own.most_common(top)],
     )
-    print("| # | cum % | own % | function (file) |")
-    print("|---|---|---|---|")
-    skip = {
-        "<module>",
-        "main",
-        "run",
-        "Runner.run",
-        "_cmd_launch",
-        "_run_module_as_main",
-        "_run_code",
-    }
-    rows = [(f, n) for f, n in cum.most_common() if f.split(" (")[0] not in skip]
-    for i, (f, n) in enumerate(rows[:top], 1):
-        print(f"| {i} | {100 * n / total:.1f} | {100 * own[f] / total:.1f} | `{f}` |")
-    print("\nOwn time by area\n")
+    table(
+        f"Top {top} Python functions by self time, native code they call included "
+        "(each sample charged to its innermost Python frame)",
+        ["self+native %", "cum %", "function (file)"],
+        [[pct(n), pct(cum[f]), f"`{f}`"] for f, n in pyself.most_common(top)],
+    )
+    py_cum = [
+        (f, n)
+        for f, n in cum.most_common()
+        if is_python(f) and _lib(f) not in _ENTRY and not f.startswith("<module>")
+    ]
+    table(
+        f"Top {top} by cumulative time (Python frames; the event loop's native frames and the "
+        "process entry frames, on every stack, left out)",
+        ["cum %", "self+native %", "function (file)"],
+        [[pct(n), pct(pyself[f]), f"`{f}`"] for f, n in py_cum[:top]],
+    )
+    print("\nOwn time by area (leaf frame)\n")
     print("| area | own % |")
     print("|---|---|")
     for a, n in areas.most_common():
-        print(f"| {a} | {100 * n / total:.1f} |")
+        print(f"| {a} | {pct(n)} |")
     print(
         "\nTime by the innermost Python frame's package (native work charged to the Python "
         "code that called it)\n"
@@ -197,7 +225,7 @@ def main():
     print("| package | % |")
     print("|---|---|")
     for a, n in owners.most_common():
-        print(f"| {a} | {100 * n / total:.1f} |")
+        print(f"| {a} | {pct(n)} |")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 # pinned to core 1, wrk + nginx mock on core 0):
 #   direct         wrk straight at the nginx mock (the baseline every "added" figure subtracts)
 #   ours           $SMG_PY launch ... --prometheus-port 29000 --log-level warning (round robin)
+#   ours-head      (optional) the same, from a copy of the live tree, when ours runs SMG_SRC
 #   smg-rust       smg==1.13.0 (PyPI, Rust) launch ... --policy round_robin --log-level warn
 #   smg-rust-info  the same at its default log level (a line per request, as in shared/bench)
 #   vllm-router    vllm-router==0.1.17 ... --policy round_robin (its defaults log no request)
@@ -18,6 +19,7 @@
 #
 # Env: SMG_PY (our smg; default $REPO/.venv/bin/smg, else `smg` on PATH, else a new .venv)
 #      SMG_SNAPSHOT=1 (copy smg/ into RESULTS_DIR and run that copy: the repo may change mid-run)
+#      SMG_SRC=DIR (run the smg/ snapshot in DIR instead, e.g. an earlier RESULTS_DIR/smg-src)
 #      TARGETS="direct ours smg-rust smg-rust-info vllm-router" (add nginx-proxy for the nginx reference)
 #      ROUNDS=5 SSE_ROUNDS=5 SSE_DURATION=5 SKIP_SSE= SKIP_FLUSH= SKIP_INSTALL= OURS_EXTRA= (more flags)
 #      VENVS=/tmp/perf BENCH=<repo>/../shared/bench, plus every knob of gateway_overhead.sh
@@ -37,7 +39,7 @@ write_env "$RES"
 
 RUST_BIN="$VENVS/venv-smg/bin/smg"; VR_BIN="$VENVS/venv-vllmr/bin/vllm-router"
 declare -A CMD SSECMD TCMD
-ours() { echo "$OURS_ENV $SMG_PY launch --worker-urls $1 --host 127.0.0.1 --port 30000 --prometheus-port 29000 --log-level warning ${OURS_EXTRA:-}"; }
+ours() { echo "${2-$OURS_ENV} $SMG_PY launch --worker-urls $1 --host 127.0.0.1 --port 30000 --prometheus-port 29000 --log-level warning ${OURS_EXTRA:-}"; }
 rust() { echo "$RUST_BIN launch --worker-urls $1 --host 127.0.0.1 --port 30000 --policy round_robin --prometheus-host 127.0.0.1 --prometheus-port 29000"; }
 vr() { echo "$VR_BIN --worker-urls $1 --host 127.0.0.1 --port 30000 --policy round_robin --prometheus-host 127.0.0.1 --prometheus-port 29000"; }
 CMD[direct]=direct;                            SSECMD[direct]=direct
@@ -45,6 +47,13 @@ CMD[ours]="$(ours "$W")";                      SSECMD[ours]="$(ours "$WS")";    
 CMD[smg-rust]="$(rust "$W") --log-level warn"; SSECMD[smg-rust]="$(rust "$WS") --log-level warn"; TCMD[smg-rust]="$(rust "$WT") --log-level warn"
 CMD[smg-rust-info]="$(rust "$W")";             SSECMD[smg-rust-info]="$(rust "$WS")"
 CMD[vllm-router]="$(vr "$W")";                 SSECMD[vllm-router]="$(vr "$WS")";                 TCMD[vllm-router]="$(vr "$WT")"
+if [[ " ${NAMES[*]} " == *" ours-head "* ]]; then   # the live tree as well, next to an SMG_SRC snapshot
+  mkdir -p "$RES/smg-src-head"; cp -r "$REPO/smg" "$REPO/schemas" "$RES/smg-src-head/"
+  find "$RES/smg-src-head" -name __pycache__ -prune -exec rm -rf {} +
+  echo "ours-head: live tree copied at start, smg/*.py sha256 $(tree_hash "$RES/smg-src-head")" >> "$RES/env.txt"
+  H="env PYTHONPATH=$RES/smg-src-head"
+  CMD[ours-head]="$(ours "$W" "$H")"; SSECMD[ours-head]="$(ours "$WS" "$H")"; TCMD[ours-head]="$(ours "$WT" "$H")"
+fi
 CMD[nginx-proxy]="$BENCH/nginx_proxy.sh 18001 18002 18003 18004"; SSECMD[nginx-proxy]="$BENCH/nginx_proxy.sh 18101 18102 18103 18104"
 for n in "${NAMES[@]}"; do [ -n "${CMD[$n]:-}" ] || { echo "unknown target $n" >&2; exit 2; }; done
 for n in "${NAMES[@]}"; do echo "cmd $n: ${CMD[$n]}"; done >> "$RES/env.txt"

@@ -29,6 +29,7 @@ The limiter is per process: with ``server.workers: N`` each process admits its o
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -208,7 +209,10 @@ class AdmissionFilter(Filter):
         cls = self._class_of.get(raw.strip().lower(), self.default_class) if raw else None
         fut = limiter.enqueue(self.default_class if cls is None else cls)
         try:
-            async with asyncio.timeout(self.queue_timeout):
+            wait = self.queue_timeout
+            if ctx.deadline:
+                wait = min(wait, ctx.deadline - time.monotonic())
+            async with asyncio.timeout(max(wait, 0.0)):
                 await fut
         except TimeoutError:
             if not _granted(fut):

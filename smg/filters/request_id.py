@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from smg.filters.base import Filter, RequestContext
 from smg.protocol.request import GatewayResponse
+
+# A random per-process prefix plus a counter: unique without a syscall per request.
+_PREFIX = os.urandom(8).hex()
+_COUNTER = itertools.count(1)
+
+
+def _new_process_prefix() -> None:
+    # Forked gateway workers must not mint each other's ids.
+    global _PREFIX, _COUNTER
+    _PREFIX = os.urandom(8).hex()
+    _COUNTER = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_process_prefix)
 
 
 class RequestIdFilter(Filter):
@@ -40,7 +55,7 @@ class RequestIdFilter(Filter):
         """Pick the id and pass it upstream."""
         rid = ctx.request.headers.get(self.header) if self.trust_client else None
         if not rid or len(rid) > 200:
-            rid = os.urandom(12).hex()
+            rid = f"{_PREFIX}{next(_COUNTER):08x}"
         ctx.request_id = rid
         ctx.request.upstream_headers[self.header] = rid
         ctx.response_headers[self.header] = rid

@@ -156,4 +156,5 @@ async def decode_request(request: web.BaseRequest, kind: str, limit: int) -> Gat
         json=doc,
         model=model,
         stream=bool(doc.get("stream")),
+        raw_headers=request.raw_headers,
     )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from smg.errors import GatewayError, InternalError, NotFound, ShuttingDown, UpstreamTimeout
+from smg.errors import GatewayError, InternalError, NotFound, ShuttingDown
 from smg.filters.base import RequestContext
 from smg.listeners.decode import decode_request
 from smg.listeners.writer import error_response, uncancel, write_response
@@ -90,15 +90,11 @@ class ListenerHandler:
     async def _proxy(
         self, request: web.BaseRequest, ctx: RequestContext, lr: ListenerRuntime
     ) -> web.StreamResponse:
+        # The deadline is enforced where waiting happens (upstream timeouts are cut to
+        # it, the admission queue, the stream writer): no Timeout object per request.
         ctx.deadline = ctx.started + lr.config.request_timeout
         try:
-            try:
-                async with asyncio.timeout_at(ctx.deadline):
-                    resp = await lr.chain.run(ctx)
-            except TimeoutError:
-                raise UpstreamTimeout(
-                    f"No answer within the request deadline ({ctx.deadline - ctx.started:g}s)."
-                ) from None
+            resp = await lr.chain.run(ctx)
             # After this point the head may be out: failures become stream error events.
             return await write_response(request, ctx, resp)
         except GatewayError as err:

@@ -4,11 +4,39 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from smg.filters.base import RequestContext
 from smg.observability import metrics
 
 log = logging.getLogger("smg.access")
+
+# Labelled children cached by label values: ``labels()`` takes a lock and builds a tuple
+# on every call. The model label comes from clients, so its variety is capped.
+_MAX_LABEL_SETS = 2000
+_requests: dict[tuple[str, str, str, int], Any] = {}
+_durations: dict[tuple[str, str], Any] = {}
+
+
+def _request_counter(listener: str, route: str, model: str, status: int) -> Any:
+    key = (listener, route, model, status)
+    child = _requests.get(key)
+    if child is None:
+        if len(_requests) >= _MAX_LABEL_SETS:
+            key = (listener, route, "other", status)
+            child = _requests.get(key)
+        if child is None:
+            child = metrics.REQUESTS.labels(*key[:3], str(status))
+            _requests[key] = child
+    return child
+
+
+def _duration_histogram(listener: str, route: str) -> Any:
+    key = (listener, route)
+    child = _durations.get(key)
+    if child is None:
+        child = _durations[key] = metrics.REQUEST_DURATION.labels(listener, route)
+    return child
 
 
 def record(ctx: RequestContext, listener: str, access_log: bool) -> None:
@@ -17,8 +45,8 @@ def record(ctx: RequestContext, listener: str, access_log: bool) -> None:
     duration = now - ctx.started
     status = 499 if ctx.client_disconnected and not ctx.status else ctx.status
     route = ctx.route_name or ""
-    metrics.REQUESTS.labels(listener, route, ctx.request.model or "", str(status)).inc()
-    metrics.REQUEST_DURATION.labels(listener, route).observe(duration)
+    _request_counter(listener, route, ctx.request.model or "", status).inc()
+    _duration_histogram(listener, route).observe(duration)
     if ctx.client_disconnected:
         metrics.CLIENT_DISCONNECTS.labels(listener).inc()
     if access_log and log.isEnabledFor(logging.INFO):

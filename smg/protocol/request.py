@@ -30,6 +30,8 @@ class GatewayRequest:
     model: str | None
     stream: bool
     body_changed: bool = False
+    raw_headers: tuple[tuple[bytes, bytes], ...] = ()
+    """The client's headers as received (forwarded without re-encoding)."""
     upstream_headers: dict[str, str] = field(default_factory=dict)
     """Headers filters add (or override) on the way to the worker."""
     dropped_headers: set[str] = field(default_factory=set)

@@ -23,16 +23,20 @@ _NOT_FORWARDED_UP = HOP_BY_HOP | {"host", "content-length", "expect"}
 _NOT_RELAYED_DOWN = HOP_BY_HOP | {"content-length", "date", "server"}
 
 
+_SKIP_UP_BYTES = frozenset(h.encode() for h in _NOT_FORWARDED_UP)
+
+
 def upstream_headers(
-    client: Mapping[str, str], extra: Mapping[str, str], dropped: Iterable[str]
+    raw: Iterable[tuple[bytes, bytes]], extra: Mapping[str, str], dropped: Iterable[str]
 ) -> list[tuple[bytes, bytes]]:
-    """Client headers to forward to a worker, with filter additions applied."""
-    skip = _NOT_FORWARDED_UP.union(dropped, (k.lower() for k in extra))
-    out = [
-        (k.encode("latin-1"), v.encode("latin-1"))
-        for k, v in client.items()
-        if k.lower() not in skip
-    ]
+    """Client headers (raw, as received) to forward to a worker, with filter changes."""
+    if not extra and not dropped:
+        return [(k, v) for k, v in raw if k.lower() not in _SKIP_UP_BYTES]
+    skip = _SKIP_UP_BYTES.union(
+        (d.lower().encode("latin-1") for d in dropped),
+        (k.lower().encode("latin-1") for k in extra),
+    )
+    out = [(k, v) for k, v in raw if k.lower() not in skip]
     out.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
     return out
 

@@ -47,7 +47,7 @@ class OpenAIHttpUpstream:
         """Forward the request; the head is in when this returns."""
         req = ctx.request
         t = self.config.timeouts
-        headers = upstream_headers(req.headers, req.upstream_headers, req.dropped_headers)
+        headers = upstream_headers(req.raw_headers, req.upstream_headers, req.dropped_headers)
         per_try = self.config.retry_policy.per_try_timeout or t.first_byte
         if ctx.deadline:
             left = ctx.deadline - time.monotonic()
@@ -76,8 +76,9 @@ class OpenAIHttpUpstream:
             resp.stream = up.iter_chunks(t.idle)
             resp.on_close(lambda _exc: up.release())
             return resp
+        left = ctx.deadline - time.monotonic() if ctx.deadline else t.idle
         try:
-            resp.body = await up.read()
+            resp.body = await up.read(min(t.idle, max(left, 0.001)))
         finally:
             up.release()
         return resp
@@ -102,6 +103,15 @@ class OpenAIHttpUpstream:
         finally:
             up.release()
         return 200 <= up.status < 300
+
+    async def fetch(self, ep: EndpointState, path: str, timeout: float) -> tuple[int, bytes]:
+        """``GET path`` on the endpoint's pool (engine ``/metrics`` scrapes)."""
+        up = await self._pool(ep).request("GET", path, [], b"", first_byte_timeout=timeout)
+        try:
+            body = await up.read()
+        finally:
+            up.release()
+        return up.status, body
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
         """Connection counts per endpoint."""

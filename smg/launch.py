@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from argparse import SUPPRESS
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -19,6 +20,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--policy", default=None, help="Load-balancing policy (clusters[0].lb_policy.type)."
     )
+    for name, key, kind, help_text in _POLICY_FLAGS:
+        p.add_argument(
+            name,
+            type=kind,
+            default=None,
+            help=f"{help_text} (clusters[0].lb_policy.config.{key}; implies --policy cache_aware).",
+        )
+    # The Rust smg spells it with a unit.
+    p.add_argument("--eviction-interval-secs", dest="eviction_interval", type=float, help=SUPPRESS)
     p.add_argument("--host", default="127.0.0.1", help="Listener host (listeners[0].address).")
     p.add_argument("--port", type=int, default=30000, help="Listener port.")
     p.add_argument("--prometheus-host", default="127.0.0.1", help="Admin/metrics host.")
@@ -51,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="Gateway processes sharing the port (server.workers).",
     )
+    _add_grpc_arguments(p)
     p.add_argument("--log-level", default=None, help="logging.level")
     p.add_argument("--log-json", action="store_true", default=None, help="logging.json")
     _add_resilience_arguments(p)
@@ -83,6 +94,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+# Shorthands for the cache_aware policy's config: (flag, config key, type, help).
+_POLICY_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    ("--cache-threshold", "cache_threshold", float, "Least matched share of the prompt (0-1)"),
+    ("--balance-abs-threshold", "balance_abs_threshold", int, "Load gap that breaks balance"),
+    ("--balance-rel-threshold", "balance_rel_threshold", float, "Load ratio that breaks balance"),
+    ("--max-tree-size", "max_tree_size", int, "Prefix tree bound in characters"),
+    ("--eviction-interval", "eviction_interval", float, "Seconds between eviction passes"),
+)
+
+
 class _Flag(NamedTuple):
     """A flag that sets one field of ``clusters[0]`` (a dotted path)."""
 
@@ -112,6 +133,49 @@ _CLUSTER_FLAGS = (
     _Flag("--retry-jitter-factor", "retry_policy.backoff.jitter", float),
     _Flag("--disable-retries", "retry_policy.max_retries", None, value=0),
 )
+
+
+def _add_grpc_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("gRPC mode (worker URLs grpc://HOST:PORT)")
+    g.add_argument(
+        "--grpc-engine",
+        choices=("vllm", "sglang", "trtllm"),
+        default="vllm",
+        help="Engine behind grpc:// workers (clusters[0].protocol <engine>_grpc).",
+    )
+    g.add_argument(
+        "--model-path",
+        default=None,
+        help="Local model directory with the tokenizer and template (models.*.tokenizer).",
+    )
+    g.add_argument(
+        "--tokenizer-path", default=None, help="Tokenizer directory if not --model-path."
+    )
+    g.add_argument("--chat-template", default=None, help="models.*.chat_template")
+    g.add_argument("--tool-call-parser", default=None, help="models.*.tool_parser")
+    g.add_argument("--reasoning-parser", default=None, help="models.*.reasoning_parser")
+
+
+def _apply_grpc(args: argparse.Namespace, doc: dict[str, Any], cluster: dict[str, Any]) -> bool:
+    """gRPC workers and model resources; True when the chain needs template + tokenize."""
+    if all(u.startswith("grpc://") for u in args.worker_urls):
+        cluster["protocol"] = f"{args.grpc_engine}_grpc"
+    tokenizer = args.tokenizer_path or args.model_path
+    name = args.model or args.model_path or args.tokenizer_path
+    if name is None:
+        return False
+    model: dict[str, Any] = {}
+    if tokenizer is not None:
+        model["tokenizer"] = tokenizer
+    for flag, key in (
+        ("chat_template", "chat_template"),
+        ("tool_call_parser", "tool_parser"),
+        ("reasoning_parser", "reasoning_parser"),
+    ):
+        if getattr(args, flag) is not None:
+            model[key] = getattr(args, flag)
+    doc["models"] = {name: model}
+    return tokenizer is not None
 
 
 def _dest(flag: _Flag) -> str:
@@ -188,8 +252,20 @@ def config_doc(args: argparse.Namespace) -> dict[str, Any]:
             adm["queue_timeout"] = _duration(args.queue_timeout_secs, "s")
         filters["admission"] = {"type": "admission", "config": adm}
         chain.append("admission")
+    if _apply_grpc(args, doc, cluster):
+        filters["chat_template"] = {"type": "chat_template"}
+        filters["tokenize"] = {"type": "tokenize"}
+        chain += ["chat_template", "tokenize"]
     listener["filters"] = [*chain, "router"]
-    if args.policy:
+    policy_config = {
+        key: getattr(args, name[2:].replace("-", "_"))
+        for name, key, _, _ in _POLICY_FLAGS
+        if getattr(args, name[2:].replace("-", "_"), None) is not None
+    }
+    if policy_config:
+        # A policy that does not take these keys is refused by config validation.
+        cluster["lb_policy"] = {"type": args.policy or "cache_aware", "config": policy_config}
+    elif args.policy:
         cluster["lb_policy"] = {"type": args.policy}
     _apply_cluster_flags(args, cluster)
     if args.max_payload_size is not None:
@@ -213,7 +289,7 @@ def config_doc(args: argparse.Namespace) -> dict[str, Any]:
         server["shutdown_grace_period"] = _duration(args.shutdown_grace_period_secs, "s")
     if server:
         doc["server"] = server
-    if args.model:
+    if args.model and "models" not in doc:
         doc["models"] = {args.model: {}}
     doc["listeners"] = [listener]
     doc["filters"] = filters

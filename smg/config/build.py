@@ -92,7 +92,15 @@ def build_config(
             watch_config=server["watch_config"],
         ),
         models=tuple(
-            ModelConfig(name=name, owned_by=model["owned_by"])
+            ModelConfig(
+                name=name,
+                owned_by=model["owned_by"],
+                tokenizer=model["tokenizer"],
+                chat_template=model["chat_template"],
+                tool_parser=model["tool_parser"],
+                reasoning_parser=model["reasoning_parser"],
+                enable_thinking=model["enable_thinking"],
+            )
             for name, model in doc["models"].items()
         ),
         listeners=tuple(_listener(listener) for listener in doc["listeners"]),

@@ -196,10 +196,15 @@ class ClusterConfig:
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
-    """A model the gateway serves (listed by /v1/models)."""
+    """A model the gateway serves (listed by /v1/models), and its gRPC-mode resources."""
 
     name: str
     owned_by: str
+    tokenizer: str | None = None
+    chat_template: str | None = None
+    tool_parser: str = "auto"
+    reasoning_parser: str = "auto"
+    enable_thinking: bool = True
 
 
 @dataclass(frozen=True, slots=True)

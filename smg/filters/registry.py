@@ -11,6 +11,8 @@ FILTERS.register_lazy("request_id", "smg.filters.request_id:RequestIdFilter")
 FILTERS.register_lazy("api_key", "smg.filters.api_key:ApiKeyFilter")
 FILTERS.register_lazy("rate_limit", "smg.filters.rate_limit:RateLimitFilter")
 FILTERS.register_lazy("admission", "smg.filters.admission:AdmissionFilter")
+FILTERS.register_lazy("chat_template", "smg.filters.chat_template:ChatTemplateFilter")
+FILTERS.register_lazy("tokenize", "smg.filters.tokenize:TokenizeFilter")
 
 
 def known_filter_types() -> list[str]:

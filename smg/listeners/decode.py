@@ -15,7 +15,10 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "chat": ("messages",),
     "completions": ("prompt",),
     "embeddings": ("input",),
+    "detokenize": ("tokens",),
 }
+# Kinds that carry no sampling fields to check.
+_NO_SAMPLING = frozenset({"embeddings", "tokenize", "detokenize"})
 
 
 async def read_body(request: web.BaseRequest, limit: int) -> bytes:
@@ -108,7 +111,11 @@ def _check_fields(kind: str, doc: dict[str, Any]) -> None:
             raise BadRequest("'input' must be a string or a non-empty array.", param="input")
     elif kind == "generate" and "text" not in doc and "input_ids" not in doc:
         raise BadRequest("Missing required parameter: 'text' or 'input_ids'.", param="text")
-    if kind != "embeddings":
+    elif kind == "tokenize" and "prompt" not in doc and "messages" not in doc:
+        raise BadRequest("Missing required parameter: 'prompt' or 'messages'.", param="prompt")
+    elif kind == "tokenize" and "messages" in doc:
+        _check_messages(doc["messages"])
+    if kind not in _NO_SAMPLING:
         _check_sampling(doc)
 
 

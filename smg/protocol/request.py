@@ -14,6 +14,8 @@ KIND_BY_PATH: dict[str, str] = {
     "/v1/completions": "completions",
     "/v1/embeddings": "embeddings",
     "/generate": "generate",
+    "/v1/tokenize": "tokenize",
+    "/v1/detokenize": "detokenize",
 }
 
 

@@ -49,4 +49,25 @@ def config_issues(config: Config) -> list[ConfigIssue]:
             factory(cc.lb_policy.config)
         except ValueError as exc:
             issues.append(_issue(config, (*base, "lb_policy", "config"), str(exc)))
+    issues.extend(_model_issues(config))
+    return issues
+
+
+def _model_issues(config: Config) -> list[ConfigIssue]:
+    """Parser names of gRPC-mode models must resolve (the tokenizer loads on first use)."""
+    from smg.parsers.reasoning import REASONING_PARSERS
+    from smg.parsers.tool import TOOL_PARSERS
+
+    issues: list[ConfigIssue] = []
+    for m in config.models:
+        for key, value, registry in (
+            ("tool_parser", m.tool_parser, TOOL_PARSERS),
+            ("reasoning_parser", m.reasoning_parser, REASONING_PARSERS),
+        ):
+            if value in ("auto", "none"):
+                continue
+            try:
+                registry.resolve(value)
+            except (UnknownName, ImportError, AttributeError, ValueError) as exc:
+                issues.append(_issue(config, ("models", m.name, key), _unknown(exc)))
     return issues

@@ -183,6 +183,7 @@ def test_api_key_filter(tmp_path: Path, sims: list[str]) -> None:
     doc = gateway_config(sims, free_port(), free_port())
     doc["listeners"][0]["filters"] = ["request_id", "auth", "router"]
     doc["filters"]["auth"] = {"type": "api_key", "config": {"keys": ["${TEST_SMG_KEY}"]}}
+    doc["logging"] = {"level": "debug", "json": True}  # the chattiest logs must hold no key
     with gateway(tmp_path, doc, env={"TEST_SMG_KEY": "sk-good"}) as g:
         bad = openai.OpenAI(base_url=g.url + "/v1", api_key="sk-bad", max_retries=0)
         with pytest.raises(openai.AuthenticationError):
@@ -198,3 +199,4 @@ def test_api_key_filter(tmp_path: Path, sims: list[str]) -> None:
         seen = [sim_stats(u)["last_headers"] for u in sims]
         assert all("authorization" not in (h or {}) for h in seen)  # type: ignore[operator]
         assert "sk-good" not in http_get(g.admin + "/config")[1].decode()
+        assert "sk-good" not in g.proc.output() and "sk-bad" not in g.proc.output()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, ClassVar
 
 import grpc
+from smg_grpc_proto.generated import common_pb2
 
 from smg.errors import UpstreamError, UpstreamReset, UpstreamTimeout
 from smg.upstreams.grpc.errors import map_rpc_error
@@ -125,9 +126,12 @@ class EngineClient:
 
     flavour: ClassVar[str] = ""
     server_type: ClassVar[str] = ""
+    pb: ClassVar[Any] = None
+    """The flavour's generated message module."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.channel = channel
+        self.stub: Any = None
 
     def generate(
         self,
@@ -191,7 +195,8 @@ class EngineClient:
 
     async def get_tokenizer(self, timeout: float | None = None) -> bytes:
         """The engine's tokenizer files as zip bytes (GetTokenizer), checksum verified."""
-        raise NotImplementedError
+        call = self.stub.GetTokenizer(common_pb2.GetTokenizerRequest(), timeout=timeout)
+        return await self._collect_zip(call)
 
     @staticmethod
     async def _unary(method: Any, request: Any, timeout: float | None) -> Any:
@@ -214,3 +219,45 @@ class EngineClient:
         if digest and hashlib.sha256(data).hexdigest() != digest:
             raise UpstreamReset("the tokenizer archive does not match its sha256")
         return data
+
+
+class SchedulerClient(EngineClient):
+    """vLLM and SGLang share HealthCheck, GetModelInfo and GetLoads message shapes."""
+
+    async def health_check(self, timeout: float | None = None) -> bool:
+        """HealthCheck → ``healthy``."""
+        r = await self._unary(self.stub.HealthCheck, self.pb.HealthCheckRequest(), timeout)
+        return bool(r.healthy)
+
+    async def get_model_info(self, timeout: float | None = None) -> ModelInfo:
+        """GetModelInfo."""
+        r = await self._unary(self.stub.GetModelInfo, self.pb.GetModelInfoRequest(), timeout)
+        return ModelInfo(
+            model_path=r.model_path,
+            served_model_name=r.served_model_name,
+            tokenizer_path=r.tokenizer_path,
+            max_context_length=r.max_context_length,
+            vocab_size=r.vocab_size,
+            eos_token_ids=tuple(r.eos_token_ids),
+            bos_token_id=r.bos_token_id,
+            pad_token_id=r.pad_token_id,
+            is_generation=r.is_generation,
+            default_sampling_params_json=r.default_sampling_params_json,
+        )
+
+    async def get_loads(self, timeout: float | None = None) -> list[LoadReport]:
+        """GetLoads per data-parallel rank."""
+        r = await self._unary(self.stub.GetLoads, self.pb.GetLoadsRequest(), timeout)
+        return [load_report(x) for x in r.loads]
+
+
+def load_report(x: Any) -> LoadReport:
+    """A ``SchedulerLoad`` (vLLM and SGLang share it) → neutral report."""
+    return LoadReport(
+        dp_rank=x.dp_rank,
+        running=x.num_running_reqs,
+        waiting=x.num_waiting_reqs,
+        token_usage=x.token_usage,
+        cache_hit_rate=x.cache_hit_rate,
+        max_running=x.max_running_requests,
+    )

@@ -6,20 +6,20 @@ from typing import Any
 
 from google.protobuf import json_format
 from smg_grpc_proto import sglang_scheduler_pb2, sglang_scheduler_pb2_grpc
-from smg_grpc_proto.generated import common_pb2
 
-from smg.upstreams.grpc.client import Decode, EngineClient
+from smg.upstreams.grpc.client import Decode, SchedulerClient
 from smg.upstreams.grpc.sampling import SamplingParams, to_sglang
-from smg.upstreams.grpc.types import LoadReport, ModelInfo, ServerInfo
-from smg.upstreams.grpc.vllm import decoder, load_report
+from smg.upstreams.grpc.types import ServerInfo
+from smg.upstreams.grpc.vllm import decoder
 
 pb: Any = sglang_scheduler_pb2
 
 
-class SglangClient(EngineClient):
+class SglangClient(SchedulerClient):
     """Typed calls to one SGLang gRPC scheduler."""
 
     flavour = "sglang"
+    pb = pb
 
     def __init__(self, channel: Any) -> None:
         super().__init__(channel)
@@ -55,27 +55,6 @@ class SglangClient(EngineClient):
         req = pb.AbortRequest(request_id=request_id, reason="client disconnected")
         await self._unary(self.stub.Abort, req, 5.0)
 
-    async def health_check(self, timeout: float | None = None) -> bool:
-        """HealthCheck → ``healthy``."""
-        r = await self._unary(self.stub.HealthCheck, pb.HealthCheckRequest(), timeout)
-        return bool(r.healthy)
-
-    async def get_model_info(self, timeout: float | None = None) -> ModelInfo:
-        """GetModelInfo."""
-        r = await self._unary(self.stub.GetModelInfo, pb.GetModelInfoRequest(), timeout)
-        return ModelInfo(
-            model_path=r.model_path,
-            served_model_name=r.served_model_name,
-            tokenizer_path=r.tokenizer_path,
-            max_context_length=r.max_context_length,
-            vocab_size=r.vocab_size,
-            eos_token_ids=tuple(r.eos_token_ids),
-            bos_token_id=r.bos_token_id,
-            pad_token_id=r.pad_token_id,
-            is_generation=r.is_generation,
-            default_sampling_params_json=r.default_sampling_params_json,
-        )
-
     async def get_server_info(self, timeout: float | None = None) -> ServerInfo:
         """GetServerInfo; ``extra`` holds ``server_args`` and ``scheduler_info`` as dicts."""
         r = await self._unary(self.stub.GetServerInfo, pb.GetServerInfoRequest(), timeout)
@@ -89,13 +68,3 @@ class SglangClient(EngineClient):
                 "sglang_version": r.sglang_version,
             },
         )
-
-    async def get_loads(self, timeout: float | None = None) -> list[LoadReport]:
-        """GetLoads."""
-        r = await self._unary(self.stub.GetLoads, pb.GetLoadsRequest(), timeout)
-        return [load_report(x) for x in r.loads]
-
-    async def get_tokenizer(self, timeout: float | None = None) -> bytes:
-        """GetTokenizer (zip bytes)."""
-        call = self.stub.GetTokenizer(common_pb2.GetTokenizerRequest(), timeout=timeout)
-        return await self._collect_zip(call)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from smg_grpc_proto import trtllm_service_pb2, trtllm_service_pb2_grpc
-from smg_grpc_proto.generated import common_pb2
 
 from smg.upstreams.grpc.client import Decode, EngineClient
 from smg.upstreams.grpc.sampling import SamplingParams, to_trtllm
@@ -57,6 +56,7 @@ class TrtllmClient(EngineClient):
     """Typed calls to one TensorRT-LLM gRPC server."""
 
     flavour = "trtllm"
+    pb = pb
 
     def __init__(self, channel: Any) -> None:
         super().__init__(channel)
@@ -105,8 +105,3 @@ class TrtllmClient(EngineClient):
             server_type="trtllm-grpc",
             extra={"version": r.version, "backend": r.backend, "world_size": r.world_size},
         )
-
-    async def get_tokenizer(self, timeout: float | None = None) -> bytes:
-        """GetTokenizer (zip bytes)."""
-        call = self.stub.GetTokenizer(common_pb2.GetTokenizerRequest(), timeout=timeout)
-        return await self._collect_zip(call)

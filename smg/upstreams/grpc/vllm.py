@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from smg_grpc_proto import vllm_engine_pb2, vllm_engine_pb2_grpc
-from smg_grpc_proto.generated import common_pb2
 
-from smg.upstreams.grpc.client import Decode, EngineClient
+from smg.upstreams.grpc.client import Decode, SchedulerClient
 from smg.upstreams.grpc.sampling import SamplingParams, to_vllm
 from smg.upstreams.grpc.types import (
     GenerateChunk,
-    LoadReport,
-    ModelInfo,
     ServerInfo,
     TokenLogprob,
 )
@@ -77,10 +74,11 @@ def decoder(stream: bool) -> Decode:
     return decode
 
 
-class VllmClient(EngineClient):
+class VllmClient(SchedulerClient):
     """Typed calls to one vLLM gRPC engine."""
 
     flavour = "vllm"
+    pb = pb
 
     def __init__(self, channel: Any) -> None:
         super().__init__(channel)
@@ -110,27 +108,6 @@ class VllmClient(EngineClient):
         """Abort(request_ids=[id])."""
         await self._unary(self.stub.Abort, pb.AbortRequest(request_ids=[request_id]), 5.0)
 
-    async def health_check(self, timeout: float | None = None) -> bool:
-        """HealthCheck → ``healthy``."""
-        r = await self._unary(self.stub.HealthCheck, pb.HealthCheckRequest(), timeout)
-        return bool(r.healthy)
-
-    async def get_model_info(self, timeout: float | None = None) -> ModelInfo:
-        """GetModelInfo."""
-        r = await self._unary(self.stub.GetModelInfo, pb.GetModelInfoRequest(), timeout)
-        return ModelInfo(
-            model_path=r.model_path,
-            served_model_name=r.served_model_name,
-            tokenizer_path=r.tokenizer_path,
-            max_context_length=r.max_context_length,
-            vocab_size=r.vocab_size,
-            eos_token_ids=tuple(r.eos_token_ids),
-            bos_token_id=r.bos_token_id,
-            pad_token_id=r.pad_token_id,
-            is_generation=r.is_generation,
-            default_sampling_params_json=r.default_sampling_params_json,
-        )
-
     async def get_server_info(self, timeout: float | None = None) -> ServerInfo:
         """GetServerInfo."""
         r = await self._unary(self.stub.GetServerInfo, pb.GetServerInfoRequest(), timeout)
@@ -140,25 +117,3 @@ class VllmClient(EngineClient):
             uptime_seconds=r.uptime_seconds,
             extra={"is_paused": r.is_paused, "max_num_seqs": r.max_num_seqs},
         )
-
-    async def get_loads(self, timeout: float | None = None) -> list[LoadReport]:
-        """GetLoads."""
-        r = await self._unary(self.stub.GetLoads, pb.GetLoadsRequest(), timeout)
-        return [load_report(x) for x in r.loads]
-
-    async def get_tokenizer(self, timeout: float | None = None) -> bytes:
-        """GetTokenizer (zip bytes)."""
-        call = self.stub.GetTokenizer(common_pb2.GetTokenizerRequest(), timeout=timeout)
-        return await self._collect_zip(call)
-
-
-def load_report(x: Any) -> LoadReport:
-    """A ``SchedulerLoad`` (vLLM and SGLang share it) → neutral report."""
-    return LoadReport(
-        dp_rank=x.dp_rank,
-        running=x.num_running_reqs,
-        waiting=x.num_waiting_reqs,
-        token_usage=x.token_usage,
-        cache_hit_rate=x.cache_hit_rate,
-        max_running=x.max_running_requests,
-    )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from smg.clusters.endpoint import Endpoint, EndpointState
+from smg.clusters.engine_metrics import EngineMetricsScraper
 from smg.clusters.health import CHECKED_PROTOCOLS, HealthChecker, Spawner, forget_health
 from smg.clusters.lb import LB_POLICIES
 from smg.clusters.lb.base import LoadBalancer, PickContext
@@ -45,6 +46,21 @@ class Cluster:
         self.by_url = {s.url: s for s in states}
         self.lb: LoadBalancer = LB_POLICIES.get(config.lb_policy.type)(config.lb_policy.config)
         self.upstream: Upstream = UPSTREAMS.get(config.protocol)(config)
+        # Optional policy hooks (see lb/base.py): metric labels, answer feedback, scraping.
+        bind = getattr(self.lb, "bind", None)
+        if bind is not None:
+            bind(self.name, self.endpoints)
+        self.lb_observe: Callable[[EndpointState, PickContext, bytes | None], None] | None = (
+            getattr(self.lb, "observe", None)
+        )
+        self.engine_metrics: EngineMetricsScraper | None = None
+        interval = float(getattr(self.lb, "engine_metrics_interval", 0.0))
+        fetch = getattr(self.upstream, "fetch", None)
+        if interval > 0 and fetch is not None:
+            path = str(getattr(self.lb, "engine_metrics_path", "/metrics"))
+            self.engine_metrics = EngineMetricsScraper(
+                self.name, self.endpoints, fetch, interval, path
+            )
         self.outlier = OutlierDetector(
             self.name, config.outlier_detection, self.endpoints, clock or time.monotonic
         )
@@ -95,6 +111,17 @@ class Cluster:
             self.health.start(tasks)
         else:
             forget_health(self.endpoints, self)
+        if self.engine_metrics is not None:
+            self.engine_metrics.start(tasks)
+        lb_start = getattr(self.lb, "start", None)
+        if lb_start is not None:
+            lb_start(tasks)
+
+    def adopt(self, previous: Cluster) -> None:
+        """Take over learned routing state (a cache-aware tree) of the cluster it replaces."""
+        inherit = getattr(self.lb, "inherit", None)
+        if inherit is not None:
+            inherit(previous.lb)
 
     def record(self, ep: EndpointState, err: GatewayError | None) -> None:
         """Feed one attempt's outcome to outlier detection (``err`` None: success).
@@ -110,10 +137,17 @@ class Cluster:
         doc: dict[str, Any] = {"health": ep.health}
         if ep.breaker is not None:
             doc.update(ep.breaker.describe())
+        if ep.engine is not None:
+            doc["engine"] = ep.engine.describe()
         return doc
 
     async def close(self) -> None:
         """Stop health checks, release connections (once the snapshots using it drained)."""
         if self.health is not None:
             await self.health.stop()
+        if self.engine_metrics is not None:
+            await self.engine_metrics.stop()
+        lb_stop = getattr(self.lb, "stop", None)
+        if lb_stop is not None:
+            await lb_stop()
         await self.upstream.close()

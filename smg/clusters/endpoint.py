@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from smg.clusters.engine_metrics import EngineLoad
     from smg.clusters.outlier import Breaker
 
 # Circuit states; EndpointState.circuit holds one so the hot path compares small ints.
@@ -69,6 +70,8 @@ class EndpointState:
     total_requests: int = 0
     total_failures: int = 0
     models: tuple[str, ...] = field(default_factory=tuple)
+    engine: EngineLoad | None = None
+    """The worker's own load report from its ``/metrics`` (None: not scraped or stale)."""
 
     @property
     def url(self) -> str:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from smg.clusters.cluster import Cluster
 from smg.clusters.endpoint import EndpointState
 from smg.clusters.lb.base import PickContext
+from smg.clusters.prefix.validation import UsageTap, stream_reports_usage, tap_usage
 from smg.errors import GatewayError, ModelNotFound, NoHealthyEndpoint, NotFound
 from smg.filters.base import Filter, RequestContext
 from smg.protocol.request import GatewayResponse
@@ -47,7 +48,7 @@ class RouterFilter(Filter):
             raise NotFound(f"No route for {req.path}.")
         ctx.route_name = route.name
         clusters = ctx.snapshot.clusters
-        pick_ctx = PickContext(headers=req.headers, body=req.json, model=req.model)
+        pick_ctx = PickContext(headers=req.headers, body=req.json, model=req.model, kind=req.kind)
         first = route.pick_cluster()
         if not route.fallback:
             return await self._send(ctx, clusters[first], pick_ctx)
@@ -80,7 +81,7 @@ class RouterFilter(Filter):
             if ep is None:
                 raise NoHealthyEndpoint(f"No healthy endpoint in cluster '{cluster.name}'.")
             try:
-                return await self._attempt(ctx, cluster, ep)
+                return await self._attempt(ctx, cluster, ep, pick_ctx)
             except GatewayError as err:
                 if (
                     retries >= policy.max_retries
@@ -99,7 +100,7 @@ class RouterFilter(Filter):
                 await asyncio.sleep(delay)
 
     async def _attempt(
-        self, ctx: RequestContext, cluster: Cluster, ep: EndpointState
+        self, ctx: RequestContext, cluster: Cluster, ep: EndpointState, pick_ctx: PickContext
     ) -> GatewayResponse:
         """One try on one endpoint; load is accounted from pick to the end of the answer."""
         ctx.endpoint_url = ep.url
@@ -116,15 +117,25 @@ class RouterFilter(Filter):
             guard.release()
             raise
         ctx.first_byte_at = time.monotonic()
+        observe = cluster.lb_observe
         if resp.stream is None:
             guard.release()
             cluster.record(ep, None)
+            if observe is not None:
+                observe(ep, pick_ctx, resp.body)
             return resp
+        tap: UsageTap | None = None
+        if observe is not None and stream_reports_usage(ctx.request.kind, ctx.request.json):
+            # Only for policies that check their predictions, and streams that carry usage.
+            tap = UsageTap()
+            resp.stream = tap_usage(resp.stream, tap)
 
         def finished(exc: BaseException | None) -> None:
             guard.release()
             if exc is None:
                 cluster.record(ep, None)
+                if tap is not None and observe is not None:
+                    observe(ep, pick_ctx, tap.usage)
             elif isinstance(exc, GatewayError) and exc.blame == "upstream":
                 ep.total_failures += 1
                 cluster.record(ep, exc)

@@ -47,6 +47,33 @@ OUTLIER_EJECTIONS = Counter(
     "Endpoints ejected by outlier detection, by reason.",
     ["cluster", "endpoint", "reason"],
 )
+LB_DECISIONS = Counter(
+    "smg_lb_decisions_total",
+    "Routing decisions of prefix- and load-aware policies, by reason (hit, miss, ...).",
+    ["cluster", "policy", "reason"],
+)
+CACHE_PREDICTED_TOKENS = Counter(
+    "smg_cache_predicted_tokens_total",
+    "Prompt tokens the routing policy expected the endpoint to have cached "
+    "(matched prefix; characters / 4 in HTTP mode), for answers that reported usage.",
+    ["cluster", "endpoint"],
+)
+CACHE_REPORTED_TOKENS = Counter(
+    "smg_cache_reported_tokens_total",
+    "Cached prompt tokens the engine reported (usage.prompt_tokens_details.cached_tokens).",
+    ["cluster", "endpoint"],
+)
+CACHE_UNREPORTED = Counter(
+    "smg_cache_unreported_total",
+    "Answers routed by a prefix-aware policy that carried no cached_tokens to check against.",
+    ["cluster", "endpoint"],
+)
+CACHE_PREDICTION_RATIO = Gauge(
+    "smg_cache_prediction_ratio",
+    "Reported / predicted cached tokens over the endpoint's recent answers (1: the routing "
+    "tree models the engine's cache; near 0: predicted hits that did not happen).",
+    ["cluster", "endpoint"],
+)
 
 
 def set_config_version(version: str) -> None:

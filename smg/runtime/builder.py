@@ -16,7 +16,8 @@ def build_snapshot(config: Config, previous: Snapshot | None) -> tuple[Snapshot,
     """New snapshot plus the clusters it created (which need warming).
 
     An unchanged cluster (same name, same config hash) is reused as is; a changed one
-    keeps the ``EndpointState`` of endpoints with the same URL. Filters of the same name
+    keeps the ``EndpointState`` of endpoints with the same URL and its policy's learned
+    routing state (``Cluster.adopt``). Filters of the same name
     and type inherit the state of their predecessor (rate-limit buckets and the like).
     """
     prev_clusters = previous.clusters if previous else {}
@@ -29,6 +30,8 @@ def build_snapshot(config: Config, previous: Snapshot | None) -> tuple[Snapshot,
             continue
         states: dict[str, EndpointState] = dict(old.by_url) if old is not None else {}
         cluster = Cluster(cc, states)
+        if old is not None:
+            cluster.adopt(old)
         clusters[cc.name] = cluster
         created.append(cluster)
 

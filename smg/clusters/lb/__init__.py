@@ -15,6 +15,12 @@ LB_POLICIES.register_lazy("round_robin", "smg.clusters.lb.round_robin:create")
 LB_POLICIES.register_lazy("random", "smg.clusters.lb.random:create")
 LB_POLICIES.register_lazy("least_request", "smg.clusters.lb.least_request:create")
 LB_POLICIES.register_lazy("consistent_hash", "smg.clusters.lb.consistent_hash:create")
+LB_POLICIES.register_lazy("cache_aware", "smg.clusters.lb.cache_aware:create")
+LB_POLICIES.register_lazy("power_of_two", "smg.clusters.lb.power_of_two:create")
+LB_POLICIES.register_lazy("least_load", "smg.clusters.lb.least_load:create")
+LB_POLICIES.register_lazy("prefix_hash", "smg.clusters.lb.prefix_hash:create")
+LB_POLICIES.register_lazy("bucket", "smg.clusters.lb.bucket:create")
+LB_POLICIES.register_lazy("manual", "smg.clusters.lb.manual:create")
 
 
 def create_policy(name: str, config: Mapping[str, Any] | None = None) -> LoadBalancer:

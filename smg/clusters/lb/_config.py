@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from smg.config.units import parse_duration
+
 
 def check_keys(policy: str, config: Mapping[str, Any], allowed: Collection[str]) -> None:
     """Reject a non-mapping config and any key the policy does not know."""
@@ -43,3 +45,45 @@ def get_str(policy: str, config: Mapping[str, Any], key: str, default: str | Non
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{policy}: {key} must be a non-empty string (got {value!r})")
     return value
+
+
+def get_float(
+    policy: str,
+    config: Mapping[str, Any],
+    key: str,
+    default: float,
+    minimum: float,
+    maximum: float | None = None,
+) -> float:
+    """``config[key]`` as a number within ``[minimum, maximum]``."""
+    value = config.get(key, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != value  # NaN
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        bound = f"within [{minimum:g}, {maximum:g}]" if maximum is not None else f">= {minimum:g}"
+        raise ValueError(f"{policy}: {key} must be a number {bound} (got {value!r})")
+    return float(value)
+
+
+def get_bool(policy: str, config: Mapping[str, Any], key: str, default: bool) -> bool:
+    """``config[key]`` as a boolean."""
+    value = config.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{policy}: {key} must be true or false (got {value!r})")
+    return value
+
+
+def get_duration(policy: str, config: Mapping[str, Any], key: str, default: float) -> float:
+    """``config[key]`` in seconds: a number of seconds or a string such as ``"250ms"``."""
+    value = config.get(key, default)
+    try:
+        return parse_duration(value)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{policy}: {key} must be a duration such as '1s' or a number of seconds"
+            f" (got {value!r})"
+        ) from None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from smg.clusters.endpoint import EndpointState
+from smg.clusters.prefix.text import routed_text
 
 
 @dataclass(slots=True)
@@ -17,7 +18,18 @@ class PickContext:
     body: Mapping[str, Any] | None
     model: str | None
     text: str | None = None
-    """The prompt text as the engine will see it (for prefix-aware policies)."""
+    """The prompt text as the engine will see it; ``routed_text()`` fills it on first use."""
+    kind: str | None = None
+    """The request kind (``chat``, ``completions``, ``generate``, ``embeddings``)."""
+    note: Any = None
+    """What the last pick predicted for this request (read back by ``observe``)."""
+
+    def routed_text(self) -> str:
+        """The conversation text to route on, computed once and only if a policy asks."""
+        text = self.text
+        if text is None:
+            text = self.text = routed_text(self.kind, self.body)
+        return text
 
 
 class LoadBalancer(Protocol):

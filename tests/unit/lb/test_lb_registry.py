@@ -50,11 +50,21 @@ def test_unknown_name_lists_known_sorted() -> None:
         create_policy("cache_awre")
     err = info.value
     assert isinstance(err, KeyError)
-    assert str(err).startswith(
-        "unknown lb policy 'cache_awre'; known: consistent_hash, least_request, random, round_robin"
+    known = (
+        "bucket",
+        "cache_aware",
+        "consistent_hash",
+        "least_load",
+        "least_request",
+        "manual",
+        "power_of_two",
+        "prefix_hash",
+        "random",
+        "round_robin",
     )
+    assert str(err).startswith(f"unknown lb policy 'cache_awre'; known: {', '.join(known)}")
     assert err.kind == "lb policy" and err.name == "cache_awre"
-    assert err.known == ("consistent_hash", "least_request", "random", "round_robin")
+    assert err.known == known
 
 
 def test_unknown_name_pickles() -> None:
@@ -161,9 +171,26 @@ def test_no_group_means_no_scan(monkeypatch: pytest.MonkeyPatch) -> None:
         reg.get("x")
 
 
-@pytest.mark.parametrize("name", ["round_robin", "random", "least_request", "consistent_hash"])
+BUCKETS = {"buckets": [{"endpoints": ["http://a:1"]}]}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "round_robin",
+        "random",
+        "least_request",
+        "consistent_hash",
+        "cache_aware",
+        "power_of_two",
+        "least_load",
+        "prefix_hash",
+        "bucket",
+        "manual",
+    ],
+)
 def test_every_builtin_policy_builds(name: str) -> None:
-    policy = create_policy(name, {})
+    policy = create_policy(name, BUCKETS if name == "bucket" else {})
     assert policy.name == name
     assert policy.pick([], PickContext(headers={}, body=None, model=None)) is None
     assert policy.reason().startswith(name)

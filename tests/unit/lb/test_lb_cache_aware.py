@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -150,7 +151,7 @@ def test_engine_reported_load_counts_when_enabled(make_eps: MakeEndpoints) -> No
 
 
 def test_routed_text_is_the_whole_conversation_in_order() -> None:
-    body = {
+    body: dict[str, Any] = {
         "messages": [
             {"role": "system", "content": "sys"},
             {

@@ -52,10 +52,9 @@ def render_prompt(ctx: RequestContext, res: ModelResources) -> str:
     return text
 
 
-class ChatTemplateFilter(Filter):
-    """Renders chat messages to the prompt text for token-id engines."""
+class ModelFilter(Filter):
+    """Base of the gRPC-mode filters: no config of their own, per-model resources cached."""
 
-    type_name = "chat_template"
     config_schema: ClassVar[Mapping[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -65,6 +64,12 @@ class ChatTemplateFilter(Filter):
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         super().__init__(name, config)
         self.models = ModelIndex()
+
+
+class ChatTemplateFilter(ModelFilter):
+    """Renders chat messages to the prompt text for token-id engines."""
+
+    type_name = "chat_template"
 
     async def on_request(self, ctx: RequestContext) -> GatewayResponse | None:
         """Render ``messages`` for gRPC-mode models; leave everything else alone."""

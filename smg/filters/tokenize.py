@@ -10,17 +10,16 @@ ran, else are rendered here (so ``[tokenize, router]`` alone also works).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 
 from smg.errors import BadRequest
-from smg.filters.base import Filter, RequestContext
-from smg.filters.chat_template import THINKING, model_resources, render_prompt
+from smg.filters.base import RequestContext
+from smg.filters.chat_template import THINKING, ModelFilter, model_resources, render_prompt
 from smg.openai_grpc.choice import Settings
 from smg.openai_grpc.render import OpenAIRenderer
-from smg.openai_grpc.resources import ModelIndex, ModelResources
+from smg.openai_grpc.resources import ModelResources
 from smg.openai_grpc.tool_choice import forced_choice
 from smg.parsers import OutputParser
 from smg.protocol.request import GatewayResponse
@@ -76,19 +75,10 @@ def sampling(body: dict[str, Any], res: ModelResources) -> SamplingParams:
     return with_changes(sp, **changes)
 
 
-class TokenizeFilter(Filter):
+class TokenizeFilter(ModelFilter):
     """Tokenizes prompts for token-id engines and installs the OpenAI renderer."""
 
     type_name = "tokenize"
-    config_schema: ClassVar[Mapping[str, Any]] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {},
-    }
-
-    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
-        super().__init__(name, config)
-        self.models = ModelIndex()
 
     async def on_request(self, ctx: RequestContext) -> GatewayResponse | None:
         """Prepare gRPC-mode requests; answer tokenize / detokenize locally."""

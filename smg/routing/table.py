@@ -88,10 +88,6 @@ class Route:
                 return name
         return self.clusters[-1]
 
-    def served_model(self) -> str | None:
-        """The one model name this route names exactly, if any."""
-        return self.model_exact
-
 
 class RouteTable:
     """Routes of one listener, first match wins."""

@@ -21,6 +21,7 @@ from smg.config.model import (
     LoggingConfig,
     ModelConfig,
     OutlierDetectionConfig,
+    ProviderConfig,
     RetryBudgetConfig,
     RetryPolicyConfig,
     RouteConfig,
@@ -170,6 +171,16 @@ def _cluster(cluster: dict[str, Any]) -> ClusterConfig:
         outlier_detection=_outlier_detection(cluster["outlier_detection"]),
         retry_policy=_retry_policy(cluster["retry_policy"]),
         config_hash=canonical_hash(cluster),
+        provider=_provider(cluster["provider"]),
+    )
+
+
+def _provider(p: dict[str, Any]) -> ProviderConfig:
+    return ProviderConfig(
+        api_key=p["api_key"],
+        pass_client_key=p["pass_client_key"],
+        api_version=p["api_version"],
+        headers=tuple(sorted(p["headers"].items())),
     )
 
 

@@ -120,6 +120,16 @@ class ConnectionPoolConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """Cloud API settings of a cluster (protocols openai, anthropic, gemini, openai_compatible)."""
+
+    api_key: str | None = None
+    pass_client_key: bool = False
+    api_version: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class HealthCheckConfig:
     """Active health checks of a cluster's endpoints."""
 
@@ -192,6 +202,7 @@ class ClusterConfig:
     outlier_detection: OutlierDetectionConfig
     retry_policy: RetryPolicyConfig
     config_hash: str = field(compare=False)
+    provider: ProviderConfig = field(default_factory=ProviderConfig)
 
 
 @dataclass(frozen=True, slots=True)

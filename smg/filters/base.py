@@ -52,6 +52,8 @@ class RequestContext:
     cluster_name: str | None = None
     endpoint_url: str | None = None
     attempts: int = 0
+    route_reason: str | None = None
+    """Why the last attempt went to ``endpoint_url`` (the LB policy's ``reason()``)."""
     status: int = 0
     error: GatewayError | None = None
     first_byte_at: float | None = None

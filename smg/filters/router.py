@@ -105,6 +105,7 @@ class RouterFilter(Filter):
         """One try on one endpoint; load is accounted from pick to the end of the answer."""
         ctx.endpoint_url = ep.url
         ctx.attempts += 1
+        ctx.route_reason = cluster.lb.reason()
         guard = ep.acquire()
         try:
             resp = await cluster.upstream.send(ctx, ep)

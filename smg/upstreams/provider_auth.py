@@ -45,9 +45,9 @@ def client_key(headers: Mapping[str, str]) -> str | None:
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
     for name in ("x-api-key", "x-goog-api-key", "api-key"):
-        value = headers.get(name)
-        if value:
-            return value.strip()
+        found = headers.get(name)
+        if found:
+            return found.strip()
     return None
 
 

@@ -145,11 +145,19 @@ class UpstreamStatus(UpstreamError):
     code = "upstream_status"
 
     def __init__(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        *,
+        dialect: str = "openai",
     ) -> None:
         super().__init__(f"upstream answered {status}", status=status, headers=headers)
         self.body = body
         self.content_type = content_type
+        self.dialect = dialect
+        """The API dialect ``body`` is written in (re-rendered for a client speaking another)."""
         self.retryable = status >= 500 or status == 429
 
 

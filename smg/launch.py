@@ -7,15 +7,16 @@ from argparse import SUPPRESS
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from smg.launch_pd import add_pd_arguments, apply_pd, pd_urls
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The quick-start flags (same names as the Shepherd Model Gateway CLI)."""
     p.add_argument(
         "--worker-urls",
         nargs="+",
-        required=True,
         metavar="URL",
-        help="Worker base URLs (clusters[0].endpoints).",
+        help="Worker base URLs (clusters[0].endpoints); or --pd-disaggregation.",
     )
     p.add_argument(
         "--policy", default=None, help="Load-balancing policy (clusters[0].lb_policy.type)."
@@ -62,8 +63,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="Gateway processes sharing the port (server.workers).",
     )
     _add_grpc_arguments(p)
+    add_pd_arguments(p)
+    p.add_argument(
+        "--backend",
+        choices=tuple(BACKEND_KEY_ENV),
+        default=None,
+        help="Workers are a cloud API (clusters[0].protocol); the key is read from "
+        "OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY (provider.api_key: ${VAR}).",
+    )
     p.add_argument("--log-level", default=None, help="logging.level")
     p.add_argument("--log-json", action="store_true", default=None, help="logging.json")
+    p.add_argument(
+        "--enable-trace", action="store_true", default=None, help="tracing.enabled (OpenTelemetry)."
+    )
+    p.add_argument(
+        "--otlp-traces-endpoint",
+        default=None,
+        metavar="URL",
+        help="OTLP/gRPC collector (tracing.endpoint), e.g. http://127.0.0.1:4317.",
+    )
     _add_resilience_arguments(p)
     p.add_argument(
         "--max-concurrent-requests",
@@ -102,6 +120,14 @@ _POLICY_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
     ("--max-tree-size", "max_tree_size", int, "Prefix tree bound in characters"),
     ("--eviction-interval", "eviction_interval", float, "Seconds between eviction passes"),
 )
+
+
+# --backend NAME → the environment variable its key is read from.
+BACKEND_KEY_ENV: dict[str, str] = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+}
 
 
 class _Flag(NamedTuple):
@@ -158,7 +184,8 @@ def _add_grpc_arguments(p: argparse.ArgumentParser) -> None:
 
 def _apply_grpc(args: argparse.Namespace, doc: dict[str, Any], cluster: dict[str, Any]) -> bool:
     """gRPC workers and model resources; True when the chain needs template + tokenize."""
-    if all(u.startswith("grpc://") for u in args.worker_urls):
+    urls = args.worker_urls or pd_urls(args)
+    if urls and all(u.startswith("grpc://") for u in urls):
         cluster["protocol"] = f"{args.grpc_engine}_grpc"
     tokenizer = args.tokenizer_path or args.model_path
     name = args.model or args.model_path or args.tokenizer_path
@@ -219,6 +246,17 @@ def _apply_cluster_flags(args: argparse.Namespace, cluster: dict[str, Any]) -> N
         node[leaf] = value
 
 
+def _tracing_doc(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.enable_trace:
+        out["enabled"] = True
+    endpoint = args.otlp_traces_endpoint
+    if endpoint is not None:
+        # The Rust smg takes host:port; the config wants a URL.
+        out["endpoint"] = endpoint if "://" in endpoint else f"http://{endpoint}"
+    return out
+
+
 def config_doc(args: argparse.Namespace) -> dict[str, Any]:
     """The config document the flags describe; unset flags leave schema defaults alone."""
     listener: dict[str, Any] = {
@@ -230,7 +268,7 @@ def config_doc(args: argparse.Namespace) -> dict[str, Any]:
     cluster: dict[str, Any] = {
         "name": "workers",
         "protocol": "openai_http",
-        "endpoints": [{"url": u} for u in args.worker_urls],
+        "endpoints": [{"url": u} for u in args.worker_urls or ()],
     }
     doc: dict[str, Any] = {}
     filters: dict[str, Any] = {"request_id": {"type": "request_id"}}
@@ -252,6 +290,10 @@ def config_doc(args: argparse.Namespace) -> dict[str, Any]:
             adm["queue_timeout"] = _duration(args.queue_timeout_secs, "s")
         filters["admission"] = {"type": "admission", "config": adm}
         chain.append("admission")
+    if args.backend is not None:
+        # A cloud API: the key stays a reference, so it is never written in a config.
+        cluster["protocol"] = args.backend
+        cluster["provider"] = {"api_key": "${" + BACKEND_KEY_ENV[args.backend] + "}"}
     if _apply_grpc(args, doc, cluster):
         filters["chat_template"] = {"type": "chat_template"}
         filters["tokenize"] = {"type": "tokenize"}
@@ -268,6 +310,7 @@ def config_doc(args: argparse.Namespace) -> dict[str, Any]:
     elif args.policy:
         cluster["lb_policy"] = {"type": args.policy}
     _apply_cluster_flags(args, cluster)
+    apply_pd(args, cluster, policy_config)
     if args.max_payload_size is not None:
         listener["max_payload_size"] = args.max_payload_size
     if args.request_timeout_secs is not None:
@@ -282,6 +325,9 @@ def config_doc(args: argparse.Namespace) -> dict[str, Any]:
         logging_doc["json"] = True
     if logging_doc:
         doc["logging"] = logging_doc
+    tracing = _tracing_doc(args)
+    if tracing:
+        doc["tracing"] = tracing
     server: dict[str, Any] = {}
     if args.workers is not None:
         server["workers"] = args.workers

@@ -11,6 +11,13 @@ Rust ``smg`` 1.13 from PyPI with ``--policy cache_aware`` as the anchor. Loopbac
     python benchmarks/routing_ttft/run.py [--engines 4] [--workloads chat,docs,unique]
         [--rounds 1] [--json out.json]
 
+With ``--engine-urls URL,URL`` it drives already running real engines (vLLM's OpenAI
+HTTP server) instead of sims: each policy run starts with the engines' prefix caches
+emptied (``POST /reset_prefix_cache``, vLLM with ``VLLM_SERVER_DEV_MODE=1``), and cache
+hits and requests served are the deltas of vLLM's own ``/metrics`` counters
+(``vllm:prefix_cache_hits_total`` / ``vllm:prefix_cache_queries_total``,
+``vllm:request_success_total``). ``run_real.sh`` starts two vLLM-CPU engines for it.
+
 TTFT is client-measured: request sent to the first chunk carrying content.
 """
 
@@ -37,7 +44,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from workloads import Session, Shape, build
+from workloads import MODEL, Session, Shape, build
 
 HOST = "127.0.0.1"
 OURS = (
@@ -141,6 +148,54 @@ def start_gateway(policy: str, urls: list[str], tmp: Path) -> tuple[Proc, str, l
     return proc, base, args, f"http://{HOST}:{admin}"
 
 
+def metric_sums(url: str, names: tuple[str, ...]) -> dict[str, float]:
+    """Sum over labels of the named series in an engine's Prometheus ``/metrics``."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    sums = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in sums:
+            sums[name] += float(line.rsplit(" ", 1)[1])
+    return sums
+
+
+_VLLM_COUNTERS = (
+    "vllm:prefix_cache_hits_total",
+    "vllm:prefix_cache_queries_total",
+    "vllm:request_success_total",
+)
+
+
+class RealEngines:
+    """Running vLLM OpenAI servers: cache reset and counter deltas per policy run."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.urls = urls
+        self.before: list[dict[str, float]] = []
+
+    def reset(self) -> None:
+        for u in self.urls:
+            req = urllib.request.Request(u + "/reset_prefix_cache", method="POST", data=b"")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    r.read()
+            except Exception as exc:  # without dev mode the caches stay warm: say so
+                print(f"  {u}: prefix cache not reset ({exc!r})", file=sys.stderr)
+        self.before = [metric_sums(u, _VLLM_COUNTERS) for u in self.urls]
+
+    def stats(self) -> tuple[list[int], int, int]:
+        """(requests served per engine, hit tokens, queried tokens) since ``reset``."""
+        after = [metric_sums(u, _VLLM_COUNTERS) for u in self.urls]
+        d = [{k: a[k] - b[k] for k in a} for a, b in zip(after, self.before, strict=True)]
+        served = [int(x["vllm:request_success_total"]) for x in d]
+        hits = int(sum(x["vllm:prefix_cache_hits_total"] for x in d))
+        queried = int(sum(x["vllm:prefix_cache_queries_total"] for x in d))
+        return served, hits, queried
+
+
 def prediction_totals(admin: str) -> tuple[float, float]:
     """Our gateway's predicted and engine-reported cached tokens (cache_aware's self-check)."""
     try:
@@ -208,10 +263,10 @@ async def run_session(
         s.replies.append("".join(reply))
 
 
-async def drive(base: str, sessions: list[Session]) -> Result:
+async def drive(base: str, sessions: list[Session], timeout_s: float = 120.0) -> Result:
     out = Result([], [], 0, 0.0, 0, 0)
     conn = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=120)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(connector=conn, timeout=timeout) as http:
         t0 = time.monotonic()
         await asyncio.gather(*(run_session(http, base, s, t0, out) for s in sessions))
@@ -224,24 +279,40 @@ def pct(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
 
 
+def shape_of(args: argparse.Namespace) -> Shape:
+    """The workload shape the flags ask for (defaults: ``Shape``'s)."""
+    over: dict[str, Any] = {"sessions": args.sessions, "requests": args.requests}
+    for key in ("system_chars", "max_tokens", "document_chars", "unique_chars", "think_mean"):
+        if getattr(args, key) is not None:
+            over[key] = getattr(args, key)
+    return Shape(**over)
+
+
 def one_run(
     policy: str, kind: str, args: argparse.Namespace, eng: Engines, tmp: Path
 ) -> dict[str, Any]:
-    for u in eng.urls:
-        get_json(u + "/sim/reset", "POST")
+    real = RealEngines(eng.urls) if args.engine_urls else None
+    if real is not None:
+        real.reset()
+    else:
+        for u in eng.urls:
+            get_json(u + "/sim/reset", "POST")
     gw, base, cmd, admin = start_gateway(policy, eng.urls, tmp)
     predicted = reported = 0.0
     try:
-        sessions = build(kind, args.seed, Shape(sessions=args.sessions, requests=args.requests))
-        res = asyncio.run(drive(base, sessions))
+        sessions = build(kind, args.seed, shape_of(args), args.model)
+        res = asyncio.run(drive(base, sessions, args.request_timeout))
         if policy == "cache_aware":
             predicted, reported = prediction_totals(admin)
     finally:
         gw.stop()
-    stats = [get_json(u + "/sim/stats") for u in eng.urls]
-    served = [int(s["total_requests"]) for s in stats]
-    hits = sum(int(s["cache"]["hit_tokens"]) for s in stats)
-    queried = sum(int(s["cache"]["query_tokens"]) for s in stats)
+    if real is not None:
+        served, hits, queried = real.stats()
+    else:
+        stats = [get_json(u + "/sim/stats") for u in eng.urls]
+        served = [int(s["total_requests"]) for s in stats]
+        hits = sum(int(s["cache"]["hit_tokens"]) for s in stats)
+        queried = sum(int(s["cache"]["query_tokens"]) for s in stats)
     mean = statistics.mean(served) if served else 0.0
     return {
         "policy": policy,
@@ -337,6 +408,19 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1, help="rounds; policy order rotates per round")
     p.add_argument("--cache-blocks", type=int, default=2500)
     p.add_argument("--json", default=None, help="write every row here")
+    p.add_argument(
+        "--engine-urls",
+        default=None,
+        help="comma-separated OpenAI HTTP URLs of running real engines (vLLM) to use "
+        "instead of starting sims",
+    )
+    p.add_argument("--model", default=MODEL, help="model name the requests carry")
+    p.add_argument("--system-chars", type=int, default=None, help="chat system prompt size")
+    p.add_argument("--document-chars", type=int, default=None, help="docs document size")
+    p.add_argument("--unique-chars", type=int, default=None, help="unique prompt size")
+    p.add_argument("--max-tokens", type=int, default=None, help="max_tokens per request")
+    p.add_argument("--think-mean", type=float, default=None, help="mean think time, s")
+    p.add_argument("--request-timeout", type=float, default=120.0, help="per request, s")
     args = p.parse_args()
     policies = [RUST if x == "rust" else x for x in args.policies.split(",")]
     if RUST in policies and not shutil.which(RUST_SMG):
@@ -348,7 +432,12 @@ def main() -> None:
         "--itl-ms", "4", "--itl-per-request-ms", "0.25", "--max-running", "8",
     ]  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="routing-ttft-"))
-    eng = start_engines(args.engines, flags, tmp)
+    if args.engine_urls:
+        urls = [u.rstrip("/") for u in args.engine_urls.split(",") if u]
+        eng = Engines(urls, [], ["(real engines)"])
+        args.engines = len(urls)
+    else:
+        eng = start_engines(args.engines, flags, tmp)
     rows: list[dict[str, Any]] = []
     try:
         for rnd in range(args.rounds):
@@ -374,8 +463,13 @@ def main() -> None:
     finally:
         for pr in eng.procs:
             pr.stop()
+    what = (
+        f"real engines {', '.join(eng.urls)}"
+        if args.engine_urls
+        else f"`smg sim {' '.join(flags)}`"
+    )
     print(
-        f"{args.engines} engines (`smg sim {' '.join(flags)}`), {args.sessions} sessions x "
+        f"{args.engines} engines ({what}), {args.sessions} sessions x "
         f"{args.requests} requests per workload, seed {args.seed}, {args.rounds} round(s); "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f}.\n"

@@ -50,6 +50,7 @@ class Session:
     think: list[float]
     start: float
     max_tokens: int
+    model: str = MODEL
     replies: list[str] = field(default_factory=list)
 
     def body(self, i: int) -> dict[str, Any]:
@@ -63,7 +64,7 @@ class Session:
                 messages.append({"role": "assistant", "content": self.replies[turn]})
         messages.append({"role": "user", "content": self.prompts[i]})
         return {
-            "model": MODEL,
+            "model": self.model,
             "messages": messages,
             "max_tokens": self.max_tokens,
             "stream": True,
@@ -88,7 +89,7 @@ class Shape:
     max_tokens: int = 24
 
 
-def build(kind: str, seed: int, shape: Shape) -> list[Session]:
+def build(kind: str, seed: int, shape: Shape, model: str = MODEL) -> list[Session]:
     """The sessions of workload ``kind`` (chat, docs, unique) for ``seed``."""
     rng = random.Random(f"{kind}:{seed}")
     docs = [f"Document {d}: " + words(rng, shape.document_chars) for d in range(shape.documents)]
@@ -117,5 +118,5 @@ def build(kind: str, seed: int, shape: Shape) -> list[Session]:
             key = f"client-{s}"
         else:
             raise ValueError(f"unknown workload {kind!r}")
-        out.append(Session(key, kind, system, prompts, think, start, shape.max_tokens))
+        out.append(Session(key, kind, system, prompts, think, start, shape.max_tokens, model))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,9 +13,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from smg.config.redact import redact
 from smg.listeners.server import split_address
+from smg.observability.workers import merged_exposition
 from smg.runtime.manager import RuntimeManager
 
 MANAGER: web.AppKey[RuntimeManager] = web.AppKey("manager")
+WORKERS: web.AppKey[tuple[Path, int] | None] = web.AppKey("workers")
+"""The metrics directory and worker count when several processes serve (else None)."""
 
 
 def _json(doc: Any, status: int = 200) -> web.Response:
@@ -37,8 +41,12 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition."""
-    body = generate_latest(REGISTRY)
+    """Prometheus exposition (every worker process's, merged, when there are several)."""
+    merge = request.app[WORKERS]
+    if merge is None:
+        body = generate_latest(REGISTRY)
+    else:
+        body = await merged_exposition(*merge)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -121,10 +129,13 @@ async def runtime(request: web.Request) -> web.Response:
     )
 
 
-def admin_app(manager: RuntimeManager) -> web.Application:
+def admin_app(
+    manager: RuntimeManager, metrics_dir: Path | None = None, workers: int = 1
+) -> web.Application:
     """The admin aiohttp application."""
     app = web.Application()
     app[MANAGER] = manager
+    app[WORKERS] = (metrics_dir, workers) if metrics_dir is not None and workers > 1 else None
     app.router.add_get("/live", live)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
@@ -135,9 +146,11 @@ def admin_app(manager: RuntimeManager) -> web.Application:
     return app
 
 
-async def start_admin(manager: RuntimeManager, address: str) -> web.AppRunner:
+async def start_admin(
+    manager: RuntimeManager, address: str, metrics_dir: Path | None = None, workers: int = 1
+) -> web.AppRunner:
     """Bind the admin listener."""
-    runner = web.AppRunner(admin_app(manager), access_log=None)
+    runner = web.AppRunner(admin_app(manager, metrics_dir, workers), access_log=None)
     await runner.setup()
     host, port = split_address(address)
     await web.TCPSite(runner, host, port, reuse_address=True).start()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
-from smg.clusters.endpoint import Endpoint, EndpointState
+from smg.clusters.endpoint import Endpoint, EndpointState, Target
 from smg.clusters.engine_metrics import EngineMetricsScraper
 from smg.clusters.health import CHECKED_PROTOCOLS, HealthChecker, Spawner, forget_health
 from smg.clusters.lb import LB_POLICIES
@@ -16,9 +16,14 @@ from smg.clusters.lb.base import LoadBalancer, PickContext
 from smg.clusters.outlier import Clock, OutlierDetector
 from smg.config.model import ClusterConfig
 from smg.errors import GatewayError
+from smg.observability.cluster_stats import ClusterStats
 from smg.routing.retry import RetryBudget
 from smg.upstreams import UPSTREAMS
 from smg.upstreams.base import Upstream
+
+if TYPE_CHECKING:
+    from smg.filters.base import RequestContext
+    from smg.protocol.request import GatewayResponse
 
 log = logging.getLogger("smg.clusters")
 
@@ -50,8 +55,8 @@ class Cluster:
         bind = getattr(self.lb, "bind", None)
         if bind is not None:
             bind(self.name, self.endpoints)
-        self.lb_observe: Callable[[EndpointState, PickContext, bytes | None], None] | None = (
-            getattr(self.lb, "observe", None)
+        self.lb_observe: Callable[[Target, PickContext, bytes | None], None] | None = getattr(
+            self.lb, "observe", None
         )
         self.engine_metrics: EngineMetricsScraper | None = None
         interval = float(getattr(self.lb, "engine_metrics_interval", 0.0))
@@ -71,11 +76,27 @@ class Cluster:
             )
         rp = config.retry_policy.budget
         self.retry_budget = RetryBudget(rp.ratio, rp.min_retries_per_second)
+        self.stats = ClusterStats(self.name, config.lb_policy.type, hasattr(self.lb, "decisions"))
+        self.last_reason = ""
+        """The policy's reason for the latest pick (read right after ``pick``)."""
         self._started = False
 
-    def pick(self, ctx: PickContext, exclude: frozenset[str] = frozenset()) -> EndpointState | None:
-        """Choose an endpoint through the cluster's policy."""
-        return self.lb.pick(self.endpoints, ctx, exclude)
+    def pick(self, ctx: PickContext, exclude: frozenset[str] = frozenset()) -> Target | None:
+        """Choose an endpoint through the cluster's policy (counted and timed)."""
+        lb = self.lb
+        t0 = time.perf_counter()
+        ep = lb.pick(self.endpoints, ctx, exclude)
+        reason = self.last_reason = lb.reason()
+        self.stats.decision(reason, time.perf_counter() - t0)
+        return ep
+
+    def send(self, ctx: RequestContext, target: Target) -> Awaitable[GatewayResponse]:
+        """Send one attempt to what ``pick`` chose (a PD cluster: both legs, ``pd.py``)."""
+        return self.upstream.send(ctx, cast(EndpointState, target))
+
+    def exhausted(self, failed: frozenset[str]) -> bool:
+        """Whether every endpoint already failed this request (no retry can help)."""
+        return len(failed) >= len(self.endpoints)
 
     @property
     def served_models(self) -> tuple[str, ...]:
@@ -123,14 +144,14 @@ class Cluster:
         if inherit is not None:
             inherit(previous.lb)
 
-    def record(self, ep: EndpointState, err: GatewayError | None) -> None:
+    def record(self, ep: Target, err: GatewayError | None) -> None:
         """Feed one attempt's outcome to outlier detection (``err`` None: success).
 
         Call once per attempt, after it ended or its response head arrived: 5xx and
         local-origin errors are failures, 4xx successes, 429 and non-upstream errors
         nothing. O(1) for a closed circuit.
         """
-        self.outlier.record(ep, err)
+        self.outlier.record(cast(EndpointState, ep), err)
 
     def endpoint_status(self, ep: EndpointState) -> dict[str, Any]:
         """Health and circuit state of ``ep`` for the admin API."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from smg.clusters.engine_metrics import EngineLoad
@@ -133,3 +133,35 @@ class LoadGuard:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+class Guard(Protocol):
+    """Gives back the load an attempt took, once (``LoadGuard``, or a PD pair's guard)."""
+
+    def release(self) -> None:
+        """Give the load back; later calls do nothing."""
+        ...
+
+
+class Target(Protocol):
+    """Where one attempt goes: an ``EndpointState``, or a prefill/decode pair (``pd.py``).
+
+    ``url`` and ``endpoint`` name the endpoint the attempt is attributed to (for a pair:
+    its decode endpoint, or the leg that failed), and ``total_failures`` counts there.
+    """
+
+    total_failures: int
+
+    @property
+    def url(self) -> str:
+        """The URL the attempt is attributed to."""
+        ...
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The identity of the endpoint the attempt is attributed to."""
+        ...
+
+    def acquire(self) -> Guard:
+        """Count the attempt in flight until the guard is released."""
+        ...

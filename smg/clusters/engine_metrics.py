@@ -27,6 +27,7 @@ from typing import Final
 
 from smg.clusters.endpoint import EndpointState
 from smg.clusters.health import Spawner
+from smg.observability import metrics
 
 log = logging.getLogger("smg.engine_metrics")
 
@@ -194,6 +195,7 @@ class EngineMetricsScraper:
         except Exception as exc:  # down or slow: the in-flight count is all we have
             log.debug("cluster %s: scraping %s failed: %r", self.cluster, ep.url, exc)
             ep.engine = None
+            metrics.ENGINE_SCRAPES.labels(self.cluster, "failure").inc()
             return
         load = None
         if status == 200:
@@ -209,3 +211,5 @@ class EngineMetricsScraper:
                 status,
             )
         ep.engine = load
+        result = "success" if load is not None else "unrecognised"
+        metrics.ENGINE_SCRAPES.labels(self.cluster, result).inc()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final, Protocol
 
@@ -111,6 +112,7 @@ class HealthChecker:
     async def check_once(self, ep: EndpointState) -> bool:
         """Probe ``ep`` once, count the result and apply it; True if it passed."""
         timeout = self.config.timeout
+        started = time.monotonic()
         try:
             ok = await asyncio.wait_for(self._probe(ep, self.config.path, timeout), timeout)
             result = "success" if ok else "failure"
@@ -120,6 +122,7 @@ class HealthChecker:
             log.debug("endpoint %s: health check failed: %r", ep.url, exc)
             ok, result = False, "failure"
         metrics.HEALTH_CHECKS.labels(self.cluster, ep.url, result).inc()
+        metrics.HEALTH_CHECK_DURATION.labels(self.cluster).observe(time.monotonic() - started)
         self.observe(ep, ok, result)
         return ok
 
@@ -143,6 +146,8 @@ class HealthChecker:
         old = ep.health
         ep.health = health
         ep.healthy = health != UNHEALTHY
+        if old != health:
+            metrics.HEALTH_TRANSITIONS.labels(self.cluster, ep.url, health).inc()
         if health == UNHEALTHY:
             log.warning(
                 "cluster %s: endpoint %s unhealthy after %d failed checks (last: %s); "

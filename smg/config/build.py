@@ -28,9 +28,11 @@ from smg.config.model import (
     RouteMatch,
     ServerConfig,
     TimeoutsConfig,
+    TracingConfig,
     WeightedCluster,
 )
 from smg.config.paths import JsonPath
+from smg.config.pd import normalize_pd, pd_config, with_pd_groups
 from smg.config.semantic import ROUTER_NAME, ROUTER_TYPE
 from smg.config.units import parse_duration, parse_size
 
@@ -45,7 +47,8 @@ def normalize(doc: dict[str, Any]) -> dict[JsonPath, JsonPath]:
     moved: dict[JsonPath, JsonPath] = {}
     doc["filters"].setdefault(ROUTER_NAME, {"type": ROUTER_TYPE})
     for ci, cluster in enumerate(doc["clusters"]):
-        for ei, endpoint in enumerate(cluster["endpoints"]):
+        normalize_pd(cluster, ("clusters", ci), moved)
+        for ei, endpoint in enumerate(cluster.get("endpoints", ())):
             if isinstance(endpoint, str):
                 cluster["endpoints"][ei] = {"url": endpoint}
                 at: JsonPath = ("clusters", ci, "endpoints", ei)
@@ -110,10 +113,22 @@ def build_config(
             for name, spec in doc["filters"].items()
         },
         clusters=tuple(_cluster(cluster) for cluster in doc["clusters"]),
+        tracing=_tracing(doc["tracing"]),
         # a private copy: FilterConfig/LbPolicyConfig hold dicts of doc that callers may touch
         raw=copy.deepcopy(doc),
         secret_paths=secret_paths,
         lines={} if lines is None else lines,
+    )
+
+
+def _tracing(t: dict[str, Any]) -> TracingConfig:
+    return TracingConfig(
+        enabled=t["enabled"],
+        exporter=t["exporter"],
+        endpoint=t["endpoint"],
+        sample_ratio=float(t["sample_ratio"]),
+        service_name=t["service_name"],
+        headers=tuple(sorted(t["headers"].items())),
     )
 
 
@@ -125,6 +140,7 @@ def _listener(listener: dict[str, Any]) -> ListenerConfig:
         routes=tuple(_route(route) for route in listener["routes"]),
         max_payload_size=parse_size(listener["max_payload_size"]),
         request_timeout=parse_duration(listener["request_timeout"]),
+        route_header=listener["route_header"],
     )
 
 
@@ -146,6 +162,7 @@ def _route(route: dict[str, Any]) -> RouteConfig:
 
 
 def _cluster(cluster: dict[str, Any]) -> ClusterConfig:
+    cluster = with_pd_groups(cluster)
     timeouts = cluster["timeouts"]
     pool = cluster["connection_pool"]
     return ClusterConfig(
@@ -172,6 +189,7 @@ def _cluster(cluster: dict[str, Any]) -> ClusterConfig:
         retry_policy=_retry_policy(cluster["retry_policy"]),
         config_hash=canonical_hash(cluster),
         provider=_provider(cluster["provider"]),
+        pd=pd_config(cluster),
     )
 
 
@@ -181,6 +199,7 @@ def _provider(p: dict[str, Any]) -> ProviderConfig:
         pass_client_key=p["pass_client_key"],
         api_version=p["api_version"],
         headers=tuple(sorted(p["headers"].items())),
+        model_map=tuple(sorted(p["model_map"].items())),
     )
 
 

@@ -29,6 +29,18 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingConfig:
+    """OpenTelemetry tracing: exporter, collector, sampling (compared whole on reload)."""
+
+    enabled: bool
+    exporter: str
+    endpoint: str
+    sample_ratio: float
+    service_name: str
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Process-level settings."""
 
@@ -74,6 +86,7 @@ class ListenerConfig:
     routes: tuple[RouteConfig, ...]
     max_payload_size: int
     request_timeout: float
+    route_header: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +104,8 @@ class EndpointConfig:
 
     url: str
     weight: int
+    bootstrap_port: int | None = None
+    """PD prefill endpoints (style sglang): the engine's bootstrap port."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +142,18 @@ class ProviderConfig:
     pass_client_key: bool = False
     api_version: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    model_map: tuple[tuple[str, str], ...] = ()
+    """(requested model, the provider's model); ``*`` maps every other name."""
+
+    def provider_model(self, requested: str) -> str:
+        """The model name to send the provider for a request that asked for ``requested``."""
+        default = requested
+        for asked, theirs in self.model_map:
+            if asked == requested:
+                return theirs
+            if asked == "*":
+                default = theirs
+        return default
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +216,23 @@ class RetryPolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PdGroupConfig:
+    """One endpoint group of a PD cluster and its load-balancing policy."""
+
+    endpoints: tuple[EndpointConfig, ...]
+    lb_policy: LbPolicyConfig
+
+
+@dataclass(frozen=True, slots=True)
+class PdConfig:
+    """Prefill/decode disaggregation of a cluster (docs/pd.md)."""
+
+    style: str
+    prefill: PdGroupConfig
+    decode: PdGroupConfig
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     """A set of endpoints speaking one protocol, with one LB policy."""
 
@@ -203,6 +247,9 @@ class ClusterConfig:
     retry_policy: RetryPolicyConfig
     config_hash: str = field(compare=False)
     provider: ProviderConfig = field(default_factory=ProviderConfig)
+    pd: PdConfig | None = None
+    """Prefill/decode groups; ``endpoints`` then lists decode's and prefill's (in that order)
+    and ``lb_policy`` is decode's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +278,7 @@ class Config:
     listeners: tuple[ListenerConfig, ...]
     filters: dict[str, FilterConfig]
     clusters: tuple[ClusterConfig, ...]
+    tracing: TracingConfig
     raw: dict[str, Any] = field(compare=False, repr=False)
     # paths in ``raw`` whose value came from a secret-looking environment variable
     secret_paths: frozenset[tuple[str | int, ...]] = field(

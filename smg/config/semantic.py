@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from smg.config.errors import IssueCollector
 from smg.config.paths import JsonPath, format_path
+from smg.config.pd import pd_endpoints, pd_issues
 from smg.config.units import parse_duration
 
 ROUTER_TYPE = "router"
@@ -128,17 +129,14 @@ def _check_clusters(clusters: list[dict[str, Any]], collector: IssueCollector) -
         else:
             seen[name] = index
         urls: set[str] = set()
-        for i, endpoint in enumerate(cluster["endpoints"]):
-            url = endpoint if isinstance(endpoint, str) else endpoint["url"]
-            epath: JsonPath = (*path, "endpoints", i)
-            if not isinstance(endpoint, str):
-                epath = (*epath, "url")
+        for epath, url in _endpoint_urls(cluster, path):
             problem = endpoint_url_problem(url, cluster["protocol"])
             if problem is not None:
                 collector.add(epath, problem)
             elif url in urls:
                 collector.add(epath, f"duplicate endpoint '{url}'")
             urls.add(url)
+        pd_issues(cluster, path, collector)
         _check_ordered(
             cluster,
             path,
@@ -149,6 +147,19 @@ def _check_clusters(clusters: list[dict[str, Any]], collector: IssueCollector) -
         )
         _check_ordered(cluster, path, ("retry_policy", "backoff"), "base", "max", collector)
     return set(seen)
+
+
+def _endpoint_urls(cluster: dict[str, Any], path: JsonPath) -> list[tuple[JsonPath, str]]:
+    """(path of the URL, URL) of the cluster's endpoints, both groups' for a PD cluster."""
+    if "pd" in cluster:
+        return [((*path, *at), url) for at, url, _ in pd_endpoints(cluster)]
+    out: list[tuple[JsonPath, str]] = []
+    for i, endpoint in enumerate(cluster["endpoints"]):
+        if isinstance(endpoint, str):
+            out.append(((*path, "endpoints", i), endpoint))
+        else:
+            out.append(((*path, "endpoints", i, "url"), endpoint["url"]))
+    return out
 
 
 def _check_ordered(

@@ -38,6 +38,7 @@ from smg.config.units import DURATION_PATTERN, parse_duration
 from smg.errors import GatewayError, RateLimited
 from smg.filters._defaults import with_defaults
 from smg.filters.base import Filter, RequestContext, StateKey
+from smg.observability import metrics
 from smg.protocol.request import GatewayResponse
 
 _Waiters = OrderedDict[asyncio.Future[None], None]
@@ -199,6 +200,7 @@ class AdmissionFilter(Filter):
             ctx.put(_HELD, limiter)
             return None
         if limiter.queued >= self.queue_size:
+            metrics.ADMISSION_REJECTIONS.labels(self.name, "queue_full").inc()
             raise RateLimited(
                 f"Too many requests: all {limiter.capacity} slots are busy and"
                 f" {limiter.queued} requests are already queued. Please retry shortly.",
@@ -208,6 +210,7 @@ class AdmissionFilter(Filter):
         raw = ctx.request.headers.get(self.priority_header)
         cls = self._class_of.get(raw.strip().lower(), self.default_class) if raw else None
         fut = limiter.enqueue(self.default_class if cls is None else cls)
+        queued_at = time.monotonic()
         try:
             wait = self.queue_timeout
             if ctx.deadline:
@@ -217,6 +220,7 @@ class AdmissionFilter(Filter):
         except TimeoutError:
             if not _granted(fut):
                 limiter.discard(fut)
+                metrics.ADMISSION_REJECTIONS.labels(self.name, "timeout").inc()
                 raise QueueTimeout(
                     f"The gateway is at its limit of {limiter.capacity} concurrent requests"
                     f" and no slot freed up within {self.queue_timeout:g}s. Please retry.",
@@ -231,6 +235,7 @@ class AdmissionFilter(Filter):
             else:
                 limiter.discard(fut)
             raise
+        metrics.ADMISSION_WAIT.labels(self.name).observe(time.monotonic() - queued_at)
         ctx.put(_HELD, limiter)
         return None
 

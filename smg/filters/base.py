@@ -18,6 +18,8 @@ from smg.errors import GatewayError
 from smg.protocol.request import GatewayRequest, GatewayResponse
 
 if TYPE_CHECKING:
+    from smg.observability.access import StreamStats
+    from smg.observability.tracing import RequestTrace
     from smg.runtime.snapshot import ListenerRuntime, Snapshot
 
 T = TypeVar("T")
@@ -60,6 +62,12 @@ class RequestContext:
     client_disconnected: bool = False
     shutdown: bool = False
     """Set when the gateway's drain deadline, not the client, ends this request."""
+    stream_stats: StreamStats | None = None
+    """Chunk timing of a streamed answer (set by the writer)."""
+    response_body: bytes | None = None
+    """The whole answer body sent to the client (not for streams), for accounting."""
+    trace: RequestTrace | None = None
+    """This request's spans (None when tracing is off)."""
     state: dict[StateKey[Any], Any] = field(default_factory=dict)
 
     def get(self, key: StateKey[T], default: T) -> T:

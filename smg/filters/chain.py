@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 
 from smg.filters.base import Filter, RequestContext, implements
+from smg.observability import metrics
 from smg.protocol.request import GatewayResponse
 
 log = logging.getLogger("smg.filters")
@@ -14,11 +16,13 @@ log = logging.getLogger("smg.filters")
 class FilterChain:
     """An ordered list of filter instances with the per-phase lists computed once."""
 
-    __slots__ = ("complete", "filters", "has_chunk", "names")
+    __slots__ = ("complete", "filters", "has_chunk", "names", "timers")
 
-    def __init__(self, filters: Sequence[Filter]) -> None:
+    def __init__(self, filters: Sequence[Filter], listener: str = "") -> None:
         self.filters = tuple(filters)
         self.names = tuple(f.name for f in filters)
+        self.timers = tuple(metrics.FILTER_DURATION.labels(listener, f.name) for f in filters)
+        """``smg_filter_duration_seconds`` of each filter, in chain order."""
         self.complete = tuple(f for f in reversed(self.filters) if implements(f, "on_complete"))
         self.has_chunk = any(implements(f, "on_chunk") for f in self.filters)
 
@@ -26,9 +30,18 @@ class FilterChain:
         """``on_request`` in order until one answers, then ``on_response`` in reverse."""
         ran = 0
         resp: GatewayResponse | None = None
+        trace = ctx.trace
+        timers = self.timers
         for f in self.filters:
+            t0 = time.perf_counter()
+            try:
+                if trace is None:
+                    resp = await f.on_request(ctx)
+                else:
+                    resp = await trace.run_filter(f, ctx)
+            finally:
+                timers[ran].observe(time.perf_counter() - t0)
             ran += 1
-            resp = await f.on_request(ctx)
             if resp is not None:
                 break
         if resp is None:  # pragma: no cover - config validation puts a router last

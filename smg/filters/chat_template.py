@@ -21,11 +21,14 @@ THINKING = StateKey["bool"]("grpc.enable_thinking")
 _TEMPLATED_KINDS = frozenset({"chat", "tokenize"})
 
 
-def model_resources(ctx: RequestContext, index: ModelIndex) -> ModelResources | None:
-    """The request's gRPC-mode model resources (looked up once per request)."""
+async def model_resources(ctx: RequestContext, index: ModelIndex) -> ModelResources | None:
+    """The request's gRPC-mode model resources (looked up once per request).
+
+    The first request for a model waits for its tokenizer to load in a worker thread.
+    """
     if RESOURCES in ctx.state:
         return ctx.get(RESOURCES, None)
-    res = index.lookup(ctx.snapshot.config, ctx.request.model)
+    res = await index.lookup(ctx.snapshot.config, ctx.request.model)
     ctx.put(RESOURCES, res)
     return res
 
@@ -76,7 +79,7 @@ class ChatTemplateFilter(ModelFilter):
         req = ctx.request
         if req.kind not in _TEMPLATED_KINDS or "messages" not in req.json:
             return None
-        res = model_resources(ctx, self.models)
+        res = await model_resources(ctx, self.models)
         if res is not None:
             render_prompt(ctx, res)
         return None

@@ -39,6 +39,7 @@ from smg.errors import RateLimited
 from smg.filters._buckets import Bucket, BucketTable, Clock, Rate
 from smg.filters._defaults import with_defaults
 from smg.filters.base import Filter, RequestContext, StateKey
+from smg.observability import metrics
 from smg.protocol.request import GatewayRequest, GatewayResponse
 
 # One token per this many characters: the usual rule of thumb for English BPE vocabularies.
@@ -185,6 +186,7 @@ class RateLimitFilter(Filter):
         if tok is not None:
             estimate = estimate_tokens(ctx.request, self.default_max_tokens)
             if estimate > tok.capacity:
+                metrics.RATE_LIMITED.labels(self.name, "too_large").inc()
                 raise self._too_large(key, bucket, estimate)
             if bucket.tokens < estimate:
                 t = tok.wait_for(bucket.tokens, estimate)
@@ -195,6 +197,7 @@ class RateLimitFilter(Filter):
         if limit:
             headers = self._headers(bucket, {})
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            metrics.RATE_LIMITED.labels(self.name, limit.split()[0]).inc()
             raise RateLimited(
                 f"Rate limit reached for {limit} on {_label(self.key_mode, key)}: {detail}."
                 f" Please retry after {_fmt_duration(wait)}.",

@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from smg.clusters.cluster import Cluster
-from smg.clusters.endpoint import EndpointState
+from smg.clusters.endpoint import Target
 from smg.clusters.lb.base import PickContext
 from smg.clusters.prefix.validation import UsageTap, stream_reports_usage, tap_usage
 from smg.errors import GatewayError, ModelNotFound, NoHealthyEndpoint, NotFound
 from smg.filters.base import Filter, RequestContext
+from smg.observability import metrics
 from smg.protocol.request import GatewayResponse
 from smg.routing.retry import backoff_delay, should_retry
 
@@ -53,7 +54,9 @@ class RouterFilter(Filter):
         if not route.fallback:
             return await self._send(ctx, clusters[first], pick_ctx)
         last: GatewayError | None = None
-        for name in (first, *route.fallback):
+        for i, name in enumerate((first, *route.fallback)):
+            if i:
+                metrics.FALLBACKS.labels(route.name, name).inc()
             try:
                 return await self._send(ctx, clusters[name], pick_ctx)
             except GatewayError as err:
@@ -76,58 +79,88 @@ class RouterFilter(Filter):
         cluster.retry_budget.deposit()
         failed: frozenset[str] = frozenset()
         retries = 0
+        stats = cluster.stats
         while True:
             ep = cluster.pick(pick_ctx, failed)
             if ep is None:
+                if retries:
+                    stats.exhausted("no_endpoint")
                 raise NoHealthyEndpoint(f"No healthy endpoint in cluster '{cluster.name}'.")
             try:
                 return await self._attempt(ctx, cluster, ep, pick_ctx)
             except GatewayError as err:
-                if (
-                    retries >= policy.max_retries
-                    or not should_retry(err, policy.retry_on, policy.retriable_status_codes)
-                    or not cluster.retry_budget.withdraw()
-                ):
+                if not should_retry(err, policy.retry_on, policy.retriable_status_codes):
+                    raise
+                if retries >= policy.max_retries:
+                    stats.exhausted("max_retries")
+                    raise
+                if not cluster.retry_budget.withdraw():
+                    stats.exhausted("budget")
                     raise
                 retries += 1
                 b = policy.backoff
                 delay = backoff_delay(retries, b.base, b.max, b.multiplier, b.jitter)
                 if time.monotonic() + delay >= ctx.deadline:
+                    stats.exhausted("deadline")
                     raise
                 failed = failed | {ep.url}
-                if len(failed) >= len(cluster.endpoints):
+                if cluster.exhausted(failed):
+                    stats.exhausted("no_endpoint")
                     raise
+                stats.retry(err.kind)
                 await asyncio.sleep(delay)
 
     async def _attempt(
-        self, ctx: RequestContext, cluster: Cluster, ep: EndpointState, pick_ctx: PickContext
+        self, ctx: RequestContext, cluster: Cluster, ep: Target, pick_ctx: PickContext
     ) -> GatewayResponse:
         """One try on one endpoint; load is accounted from pick to the end of the answer."""
         ctx.endpoint_url = ep.url
         ctx.attempts += 1
-        ctx.route_reason = cluster.lb.reason()
+        ctx.route_reason = cluster.last_reason
+        if ctx.listener.config.route_header:
+            ctx.response_headers["x-smg-route"] = (
+                f"cluster={cluster.name}; endpoint={ep.url}; {ctx.route_reason}; "
+                f"attempt={ctx.attempts}"
+            )
+        stats = cluster.stats
+        trace = ctx.trace
+        if trace is not None:
+            trace.start_attempt(ctx, cluster, ep)
         guard = ep.acquire()
+        sent_at = time.monotonic()
         try:
-            resp = await cluster.upstream.send(ctx, ep)
+            resp = await cluster.send(ctx, ep)
         except GatewayError as err:
             guard.release()
             ep.total_failures += 1
             cluster.record(ep, err)
+            stats.attempt(ep.url, err.kind, time.monotonic() - sent_at)
+            if trace is not None:
+                trace.attempt_failed(err)
             raise
-        except BaseException:
+        except BaseException as exc:
             guard.release()
+            stats.attempt(ep.url, "cancelled", time.monotonic() - sent_at)
+            stats.cancelled()
+            if trace is not None:
+                trace.attempt_failed(exc)
             raise
-        ctx.first_byte_at = time.monotonic()
+        now = ctx.first_byte_at = time.monotonic()
+        stats.attempt(ep.url, "ok", now - sent_at)
         observe = cluster.lb_observe
         if resp.stream is None:
             guard.release()
             cluster.record(ep, None)
             if observe is not None:
                 observe(ep, pick_ctx, resp.body)
+            if trace is not None:
+                trace.attempt_answered(resp, None)
             return resp
         tap: UsageTap | None = None
-        if observe is not None and stream_reports_usage(ctx.request.kind, ctx.request.json):
-            # Only for policies that check their predictions, and streams that carry usage.
+        wants_usage = observe is not None or (trace is not None and trace.recording)
+        if wants_usage and stream_reports_usage(ctx.request.kind, ctx.request.json):
+            # For policies that check their predictions and for span attributes, and only
+            # for streams that carry usage: one tap serves both.
             tap = UsageTap()
             resp.stream = tap_usage(resp.stream, tap)
 
@@ -140,6 +173,10 @@ class RouterFilter(Filter):
             elif isinstance(exc, GatewayError) and exc.blame == "upstream":
                 ep.total_failures += 1
                 cluster.record(ep, exc)
+            elif ctx.client_disconnected:
+                stats.cancelled()
 
         resp.on_close(finished)
+        if trace is not None:
+            trace.attempt_answered(resp, tap)
         return resp

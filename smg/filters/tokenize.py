@@ -2,8 +2,9 @@
 
 For models with a ``tokenizer`` it sets ``PROMPT_IDS``, ``SAMPLING`` (stop strings, eos
 and stop token ids, generation-config defaults, forced ``tool_choice`` as a JSON-schema
-constraint) and ``RENDERER`` for chat and completions, and answers ``/v1/tokenize`` and
-``/v1/detokenize`` itself. Chat prompts come from the ``chat_template`` filter when it
+constraint) and ``RENDERER`` for chat and completions, ``EMBED_INPUTS`` and
+``EMBED_RENDERER`` for embeddings, and answers ``/v1/tokenize`` and ``/v1/detokenize``
+itself. Chat prompts come from the ``chat_template`` filter when it
 ran, else are rendered here (so ``[tokenize, router]`` alone also works).
 """
 
@@ -18,15 +19,23 @@ from smg.errors import BadRequest
 from smg.filters.base import RequestContext
 from smg.filters.chat_template import THINKING, ModelFilter, model_resources, render_prompt
 from smg.openai_grpc.choice import Settings
+from smg.openai_grpc.embeddings import EmbeddingsRenderer, embedding_inputs
 from smg.openai_grpc.render import OpenAIRenderer
 from smg.openai_grpc.resources import ModelResources
 from smg.openai_grpc.tool_choice import forced_choice
 from smg.parsers import OutputParser
 from smg.protocol.request import GatewayResponse
 from smg.upstreams.grpc.sampling import SamplingParams, from_openai, with_changes
-from smg.upstreams.grpc.state import PROMPT_IDS, PROMPT_TEXT, RENDERER, SAMPLING
+from smg.upstreams.grpc.state import (
+    EMBED_INPUTS,
+    EMBED_RENDERER,
+    PROMPT_IDS,
+    PROMPT_TEXT,
+    RENDERER,
+    SAMPLING,
+)
 
-_KINDS = frozenset({"chat", "completions", "tokenize", "detokenize"})
+_KINDS = frozenset({"chat", "completions", "embeddings", "tokenize", "detokenize"})
 _DEFAULTED = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 
 
@@ -85,7 +94,7 @@ class TokenizeFilter(ModelFilter):
         req = ctx.request
         if req.kind not in _KINDS:
             return None
-        res = model_resources(ctx, self.models)
+        res = await model_resources(ctx, self.models)
         if res is None:
             return None
         body = req.json
@@ -96,6 +105,11 @@ class TokenizeFilter(ModelFilter):
             return _json({"prompt": text})
         if req.kind == "tokenize":
             return _json(self._tokenize(ctx, res))
+        if req.kind == "embeddings":
+            renderer = EmbeddingsRenderer(req.model or res.model.name, body)
+            ctx.put(EMBED_INPUTS, embedding_inputs(res.tokenizer, body["input"]))
+            ctx.put(EMBED_RENDERER, renderer)
+            return None
         if req.kind == "chat":
             text = ctx.get(PROMPT_TEXT, "") or render_prompt(ctx, res)
             ids = res.tokenizer.encode(text, add_special_tokens=False)

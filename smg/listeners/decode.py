@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 
 from smg.errors import BadRequest, PayloadTooLarge
+from smg.protocol.dialects import Decoded, Ingress, codec
 from smg.protocol.request import GatewayRequest
 
 # Field that must be present per request kind (OpenAI / SGLang semantics).
@@ -142,8 +143,25 @@ def decode_json(body: bytes, kind: str, model_required: bool = True) -> dict[str
     return doc
 
 
-async def decode_request(request: web.BaseRequest, kind: str, limit: int) -> GatewayRequest:
-    """Turn the wire request into the internal one; the body is parsed exactly once."""
+def decode_dialect(body: bytes, ingress: Ingress, path: str) -> tuple[dict[str, Any], Decoded]:
+    """A foreign-dialect body: parsed, checked and translated by its dialect's codec."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return doc, codec(ingress.dialect).decode(ingress, path, doc)
+
+
+async def decode_request(
+    request: web.BaseRequest, kind: str, limit: int, ingress: Ingress | None = None
+) -> GatewayRequest:
+    """Turn the wire request into the internal one; the body is parsed exactly once.
+
+    A request on an ingress path of another dialect (``/v1/messages``) is translated
+    into the OpenAI shape here; its own body is kept for passthrough.
+    """
     ctype = request.headers.get("Content-Type")
     if ctype is not None and not ctype.startswith("application/json"):
         raise BadRequest(
@@ -152,6 +170,24 @@ async def decode_request(request: web.BaseRequest, kind: str, limit: int) -> Gat
             code="unsupported_media_type",
         )
     body = await read_body(request, limit)
+    if ingress is not None:
+        native, dec = decode_dialect(body, ingress, request.path)
+        return GatewayRequest(
+            method=request.method,
+            path=request.path,
+            kind=kind,
+            headers=request.headers,
+            body=orjson.dumps(dec.json),
+            json=dec.json,
+            model=dec.model,
+            stream=dec.stream,
+            raw_headers=request.raw_headers,
+            dialect=ingress.dialect,
+            openai_path=ingress.openai_path,
+            native=native,
+            native_body=body,
+            translation_error=dec.problem,
+        )
     doc = decode_json(body, kind)
     model = doc.get("model")
     return GatewayRequest(

@@ -14,7 +14,8 @@ from smg.errors import GatewayError, InternalError, NotFound, ShuttingDown
 from smg.filters.base import RequestContext
 from smg.listeners.decode import decode_request
 from smg.listeners.writer import error_response, uncancel, write_response
-from smg.observability import access, metrics
+from smg.observability import access
+from smg.protocol.dialects import dialect_of_path, match_ingress
 from smg.protocol.request import KIND_BY_PATH
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class ListenerHandler:
     def __init__(self, name: str, manager: RuntimeManager) -> None:
         self.name = name
         self.manager = manager
+        self.stats = access.listener_stats(name)
         self._running: dict[asyncio.Task[Any], RequestContext] = {}
         self._idle = asyncio.Event()
         self._idle.set()
@@ -58,17 +60,25 @@ class ListenerHandler:
             return error_response({}, NotFound("This listener is being removed."))
         path = request.path
         kind = KIND_BY_PATH.get(path)
+        ingress = None if kind is not None else match_ingress(path)
+        if ingress is not None:
+            kind = ingress.kind
         if kind is None or request.method != "POST":
             return self._local(request, snap, lr)
         snap.active += 1
+        stats = self.stats
+        stats.in_flight.inc()
         ctx: RequestContext | None = None
         try:
             try:
-                req = await decode_request(request, kind, lr.config.max_payload_size)
+                req = await decode_request(request, kind, lr.config.max_payload_size, ingress)
             except GatewayError as err:
-                metrics.REQUESTS.labels(self.name, "", "", str(err.status)).inc()
-                return error_response({}, err)
+                stats.request("", "", err.status)
+                stats.error(err.kind, err.blame)
+                return error_response({}, err, ingress.dialect if ingress else "openai")
             ctx = RequestContext(req, snap, lr, request.remote)
+            if snap.tracing is not None:
+                ctx.trace = snap.tracing.begin(ctx, self.name)
             task = asyncio.current_task()
             assert task is not None
             self._running[task] = ctx
@@ -82,7 +92,10 @@ class ListenerHandler:
         finally:
             if ctx is not None:
                 lr.chain.finish(ctx)
-                access.record(ctx, self.name, snap.config.logging.access_log)
+                if ctx.trace is not None:
+                    ctx.trace.end(ctx)
+                access.record(ctx, stats, snap.config.logging.access_log)
+            stats.in_flight.dec()
             snap.active -= 1
             if snap.retired and snap.active == 0:
                 self.manager.snapshot_drained(snap)
@@ -100,7 +113,7 @@ class ListenerHandler:
         except GatewayError as err:
             ctx.error = err
             ctx.status = err.status
-            return error_response(ctx.response_headers, err)
+            return error_response(ctx.response_headers, err, ctx.request.dialect)
         except asyncio.CancelledError:
             if not ctx.shutdown:
                 ctx.client_disconnected = True
@@ -109,13 +122,13 @@ class ListenerHandler:
             serr = ShuttingDown("The gateway is shutting down; retry the request.")
             ctx.error = serr
             ctx.status = serr.status
-            return error_response(ctx.response_headers, serr)
+            return error_response(ctx.response_headers, serr, ctx.request.dialect)
         except Exception:
             log.exception("internal error serving %s", request.path)
             ierr = InternalError("The gateway failed to serve this request.")
             ctx.error = ierr
             ctx.status = ierr.status
-            return error_response(ctx.response_headers, ierr)
+            return error_response(ctx.response_headers, ierr, ctx.request.dialect)
 
     def _local(
         self, request: web.BaseRequest, snap: Snapshot, lr: ListenerRuntime
@@ -128,7 +141,8 @@ class ListenerHandler:
                 return web.Response(status=200 if ok else 503)
             if path == "/v1/models" or path.startswith("/v1/models/"):
                 return self._models(snap, lr, path[len("/v1/models/") :] or None)
-        if path in KIND_BY_PATH:
+        dialect = dialect_of_path(path)
+        if path in KIND_BY_PATH or dialect != "openai":
             err: GatewayError = NotFound(
                 f"Method {request.method} is not allowed on {path}.",
                 status=405,
@@ -136,7 +150,7 @@ class ListenerHandler:
             )
         else:
             err = NotFound(f"Unknown path {path}.")
-        return error_response({}, err)
+        return error_response({}, err, dialect)
 
     def _models(self, snap: Snapshot, lr: ListenerRuntime, one: str | None) -> web.Response:
         declared = tuple(m.name for m in snap.config.models)

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from smg.errors import GatewayError, ShuttingDown, UpstreamTimeout
 from smg.filters.base import RequestContext
+from smg.observability.access import start_stream
+from smg.protocol.dialects import encode_response
 from smg.protocol.openai_errors import error_payload, stream_error_event
 from smg.protocol.request import GatewayResponse
 
@@ -24,9 +26,11 @@ def _headers(ctx: RequestContext, resp: GatewayResponse) -> dict[str, str]:
     return headers
 
 
-def error_response(ctx_headers: dict[str, str], err: GatewayError) -> web.Response:
-    """The one place a GatewayError becomes an HTTP response."""
-    status, body, ctype = error_payload(err)
+def error_response(
+    ctx_headers: dict[str, str], err: GatewayError, dialect: str = "openai"
+) -> web.Response:
+    """The one place a GatewayError becomes an HTTP response (in the client's dialect)."""
+    status, body, ctype = error_payload(err, dialect)
     headers = dict(ctx_headers)
     headers.update(err.headers)
     headers["Content-Type"] = ctype
@@ -36,21 +40,33 @@ def error_response(ctx_headers: dict[str, str], err: GatewayError) -> web.Respon
 async def write_response(
     request: web.BaseRequest, ctx: RequestContext, resp: GatewayResponse
 ) -> web.StreamResponse:
-    """Send ``resp``; for a stream, flush each chunk as it arrives and end it truthfully."""
+    """Send ``resp``; for a stream, flush each chunk as it arrives and end it truthfully.
+
+    An answer written in another dialect than the client's is re-encoded on the way
+    (``smg.protocol.dialects``); plain OpenAI traffic pays one string comparison.
+    """
     ctx.status = resp.status
+    dialect = ctx.request.dialect
     if resp.stream is None:
         resp.close(None)
+        ctx.response_body = resp.body
+        if resp.dialect != dialect:
+            encode_response(ctx.request, resp)
         return web.Response(status=resp.status, body=resp.body, headers=_headers(ctx, resp))
     out = web.StreamResponse(status=resp.status, headers=_headers(ctx, resp))
     out.headers.setdefault("Cache-Control", "no-cache")
     failure: BaseException | None = None
+    if resp.dialect != dialect:
+        encode_response(ctx.request, resp)
     stream = resp.stream
+    sent = start_stream(ctx).chunk
     try:
         await out.prepare(request)
         try:
             async with asyncio.timeout_at(ctx.deadline or None):
                 async for chunk in stream:
                     await out.write(chunk)
+                    sent(chunk)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"The stream did not finish within the request deadline "
@@ -61,7 +77,7 @@ async def write_response(
         # The head already went out: end the stream with an error event, never silently.
         failure = err
         ctx.error = err
-        await _try_write(out, stream_error_event(err))
+        await _try_write(out, stream_error_event(err, dialect))
     except _CLIENT_GONE as exc:
         failure = exc
         ctx.client_disconnected = True
@@ -74,7 +90,7 @@ async def write_response(
         uncancel()
         serr = ShuttingDown("The gateway is shutting down; the stream was ended.")
         failure = ctx.error = serr
-        await _try_write(out, stream_error_event(serr))
+        await _try_write(out, stream_error_event(serr, dialect))
     except BaseException as exc:
         failure = exc
         raise

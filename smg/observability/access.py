@@ -8,70 +8,221 @@ from typing import Any
 
 from smg.filters.base import RequestContext
 from smg.observability import metrics
+from smg.observability.fast import CounterChild, GaugeChild, HistogramChild
+from smg.observability.usage import USAGE_MARK, Usage, usage_in
 
 log = logging.getLogger("smg.access")
 
-# Labelled children cached by label values: ``labels()`` takes a lock and builds a tuple
-# on every call. The model label comes from clients, so its variety is capped.
-_MAX_LABEL_SETS = 2000
-_requests: dict[tuple[str, str, str, int], Any] = {}
-_durations: dict[tuple[str, str], Any] = {}
+# The model label comes from clients, so its variety is capped.
+_MAX_MODELS = 500
 
 
-def _request_counter(listener: str, route: str, model: str, status: int) -> Any:
-    key = (listener, route, model, status)
-    child = _requests.get(key)
-    if child is None:
-        if len(_requests) >= _MAX_LABEL_SETS:
-            key = (listener, route, "other", status)
-            child = _requests.get(key)
+class StreamStats:
+    """Timing of one streamed answer, taken as its chunks go out to the client."""
+
+    __slots__ = ("_itl", "chunks", "first", "last", "usage")
+
+    def __init__(self, itl: HistogramChild) -> None:
+        self._itl = itl
+        self.first = 0.0
+        self.last = 0.0
+        self.chunks = 0
+        self.usage: bytes | None = None
+        """The last chunk that carried usage figures."""
+
+    def chunk(self, data: bytes) -> None:
+        """One chunk was written to the client."""
+        now = time.monotonic()
+        if self.chunks:
+            self._itl.observe(now - self.last)
+        else:
+            self.first = now
+        self.last = now
+        self.chunks += 1
+        if USAGE_MARK in data:
+            self.usage = data
+
+
+class _Route:
+    """Children of one (listener, route)."""
+
+    __slots__ = ("chunks", "duration", "itl", "streamed", "tpot", "ttft")
+
+    def __init__(self, listener: str, route: str) -> None:
+        self.duration = metrics.REQUEST_DURATION.labels(listener, route)
+        self.ttft = metrics.TTFT.labels(listener, route)
+        self.itl = metrics.INTER_TOKEN_LATENCY.labels(listener, route)
+        self.tpot = metrics.TIME_PER_OUTPUT_TOKEN.labels(listener, route)
+        self.streamed = metrics.RESPONSES_STREAMED.labels(listener, route)
+        self.chunks = metrics.STREAM_CHUNKS.labels(listener, route)
+
+
+class ListenerStats:
+    """The metric children of one listener, created on first use and kept."""
+
+    __slots__ = (
+        "_errors",
+        "_models",
+        "_requests",
+        "_routes",
+        "_tokens",
+        "body_bytes",
+        "disconnects",
+        "in_flight",
+        "name",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.in_flight: GaugeChild = metrics.REQUESTS_IN_FLIGHT.labels(name)
+        self.body_bytes: HistogramChild = metrics.REQUEST_BODY_BYTES.labels(name)
+        self.disconnects: CounterChild = metrics.CLIENT_DISCONNECTS.labels(name)
+        self._requests: dict[tuple[str, str, int], CounterChild] = {}
+        self._routes: dict[str, _Route] = {}
+        self._errors: dict[tuple[str, str], CounterChild] = {}
+        self._tokens: dict[str, tuple[CounterChild, ...]] = {}
+        self._models: set[str] = set()
+
+    def _model(self, model: str) -> str:
+        if model in self._models:
+            return model
+        if len(self._models) >= _MAX_MODELS:
+            return "other"
+        self._models.add(model)
+        return model
+
+    def route(self, route: str) -> _Route:
+        """Children of ``route`` on this listener."""
+        r = self._routes.get(route)
+        if r is None:
+            r = self._routes[route] = _Route(self.name, route)
+        return r
+
+    def request(self, route: str, model: str, status: int) -> None:
+        """Count one answered request."""
+        key = (route, model, status)
+        child = self._requests.get(key)
         if child is None:
-            child = metrics.REQUESTS.labels(*key[:3], str(status))
-            _requests[key] = child
-    return child
+            child = self._requests[key] = metrics.REQUESTS.labels(
+                self.name, route, self._model(model), str(status)
+            )
+        child.inc()
+
+    def error(self, kind: str, blame: str) -> None:
+        """Count one request that ended in an error."""
+        key = (kind, blame)
+        child = self._errors.get(key)
+        if child is None:
+            child = self._errors[key] = metrics.ERRORS.labels(self.name, kind, blame)
+        child.inc()
+
+    def tokens(self, model: str, usage: Usage) -> None:
+        """Add one answer's token counts."""
+        children = self._tokens.get(model)
+        if children is None:
+            m = self._model(model)
+            children = self._tokens[model] = tuple(
+                metrics.TOKENS.labels(self.name, m, kind)
+                for kind in ("prompt", "completion", "cached", "reasoning")
+            )
+        for child, n in zip(children, usage, strict=True):
+            if n:
+                child.inc(n)
 
 
-def _duration_histogram(listener: str, route: str) -> Any:
-    key = (listener, route)
-    child = _durations.get(key)
-    if child is None:
-        child = _durations[key] = metrics.REQUEST_DURATION.labels(listener, route)
-    return child
+_listeners: dict[str, ListenerStats] = {}
 
 
-def record(ctx: RequestContext, listener: str, access_log: bool) -> None:
+def listener_stats(name: str) -> ListenerStats:
+    """The stats of listener ``name`` (one object per process, kept across reloads)."""
+    st = _listeners.get(name)
+    if st is None:
+        st = _listeners[name] = ListenerStats(name)
+    return st
+
+
+def start_stream(ctx: RequestContext) -> StreamStats:
+    """Begin timing a streamed answer of ``ctx``."""
+    route = listener_stats(ctx.listener.config.name).route(ctx.route_name or "")
+    stats = ctx.stream_stats = StreamStats(route.itl)
+    return stats
+
+
+def record(ctx: RequestContext, stats: ListenerStats, access_log: bool) -> None:
     """Count the request and, if enabled, log one structured line about it."""
     now = time.monotonic()
     duration = now - ctx.started
     status = 499 if ctx.client_disconnected and not ctx.status else ctx.status
-    route = ctx.route_name or ""
-    _request_counter(listener, route, ctx.request.model or "", status).inc()
-    _duration_histogram(listener, route).observe(duration)
+    route_name = ctx.route_name or ""
+    req = ctx.request
+    model = req.model or ""
+    stats.request(route_name, model, status)
+    route = stats.route(route_name)
+    route.duration.observe(duration)
+    stats.body_bytes.observe(len(req.body))
+    err = ctx.error
+    if err is not None:
+        stats.error(err.kind, err.blame)
     if ctx.client_disconnected:
-        metrics.CLIENT_DISCONNECTS.labels(listener).inc()
+        stats.disconnects.inc()
+    stream = ctx.stream_stats
+    ttft: float | None = None
+    if stream is not None:
+        route.streamed.inc()
+        if stream.chunks:
+            route.chunks.inc(stream.chunks)
+            ttft = stream.first - ctx.started
+            route.ttft.observe(ttft)
+        usage = usage_in(stream.usage)
+    else:
+        usage = usage_in(ctx.response_body)
+    if usage is not None:
+        stats.tokens(model, usage)
+    if stream is not None and stream.chunks > 1:
+        outputs = usage.completion if usage is not None and usage.completion > 1 else 0
+        steps = (outputs or stream.chunks) - 1
+        route.tpot.observe((stream.last - stream.first) / steps)
     if access_log and log.isEnabledFor(logging.INFO):
-        ttfb = (ctx.first_byte_at - ctx.started) * 1000.0 if ctx.first_byte_at else None
-        log.info(
-            "%s %s %s -> %s %d %.1fms",
-            ctx.request.method,
-            ctx.request.path,
-            ctx.request.model,
-            ctx.endpoint_url,
-            status,
-            duration * 1000.0,
-            extra={
-                "request_id": ctx.request_id,
-                "listener": listener,
-                "route": route,
-                "cluster": ctx.cluster_name,
-                "endpoint": ctx.endpoint_url,
-                "model": ctx.request.model,
-                "status": status,
-                "latency_ms": round(duration * 1000.0, 3),
-                "ttfb_ms": None if ttfb is None else round(ttfb, 3),
-                "attempts": ctx.attempts,
-                "stream": ctx.request.stream,
-                "error_kind": ctx.error.kind if ctx.error else None,
-                "client_disconnected": ctx.client_disconnected,
-            },
-        )
+        _log_line(ctx, stats.name, status, duration, ttft, usage)
+
+
+def _log_line(
+    ctx: RequestContext,
+    listener: str,
+    status: int,
+    duration: float,
+    ttft: float | None,
+    usage: Usage | None,
+) -> None:
+    req = ctx.request
+    extra: dict[str, Any] = {
+        "request_id": ctx.request_id,
+        "listener": listener,
+        "route": ctx.route_name or "",
+        "cluster": ctx.cluster_name,
+        "endpoint": ctx.endpoint_url,
+        "lb_reason": ctx.route_reason,
+        "model": req.model,
+        "status": status,
+        "latency_ms": round(duration * 1000.0, 3),
+        "ttft_ms": None if ttft is None else round(ttft * 1000.0, 3),
+        "attempts": ctx.attempts,
+        "retries": max(ctx.attempts - 1, 0),
+        "stream": req.stream,
+        "error_kind": ctx.error.kind if ctx.error else None,
+        "client_disconnected": ctx.client_disconnected,
+    }
+    if usage is not None:
+        extra["prompt_tokens"] = usage.prompt
+        extra["completion_tokens"] = usage.completion
+        extra["cached_tokens"] = usage.cached
+    log.info(
+        "%s %s %s -> %s %d %.1fms",
+        req.method,
+        req.path,
+        req.model,
+        ctx.endpoint_url,
+        status,
+        duration * 1000.0,
+        extra=extra,
+    )

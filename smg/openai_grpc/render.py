@@ -18,6 +18,7 @@ import orjson
 from smg.openai_grpc.choice import Choice, Settings, Step, logprobs_json, usage
 from smg.parsers import OutputParser
 from smg.protocol.request import GatewayResponse
+from smg.upstreams.grpc.state import ENGINE_EOS_IDS
 from smg.upstreams.grpc.types import GenerateChunk
 
 if TYPE_CHECKING:
@@ -64,6 +65,10 @@ class OpenAIRenderer:
         self, ctx: RequestContext, chunks: AsyncIterator[GenerateChunk], stream: bool
     ) -> GatewayResponse:
         """The whole answer, or a stream whose events follow the chunks."""
+        engine_eos = ctx.get(ENGINE_EOS_IDS, ())
+        if engine_eos:
+            for choice in self.choices:
+                choice.out.stop_tokens.add_eos(engine_eos)
         if stream:
             resp = GatewayResponse(status=200, content_type=_SSE, headers=[])
             resp.stream = self._events(chunks)

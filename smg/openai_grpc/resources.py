@@ -1,7 +1,17 @@
-"""Per-model gRPC-mode resources (tokenizer, template, parser choice), loaded once per path."""
+"""Per-model gRPC-mode resources (tokenizer, template, parser choice), loaded once per path.
+
+A tokenizer is loaded on the first request for its model, in a worker thread (a large
+``tokenizer.json`` takes seconds to parse and must not stall the event loop or a
+reload), and in the background once a snapshot naming it goes live (``preload``). A
+directory that does not exist is a config error at load/reload (``runtime/checks.py``);
+a tokenizer that exists but fails to load answers the request with an OpenAI error naming
+the model, and the next request tries again.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,13 +32,21 @@ from smg.tokenization import (
 )
 from smg.tokenization.messages import ContentFormat
 
+log = logging.getLogger("smg.tokenization")
+
 # Tokenizers are shared by every model (and snapshot) naming the same directory.
 _TOKENIZERS: dict[str, Tokenizer] = {}
 _LOCK = threading.Lock()
 
 
-def load_tokenizer(path: str) -> Tokenizer:
-    """The tokenizer of a model directory, loaded once per process."""
+class TokenizerLoadError(InternalError):
+    """A model's tokenizer directory exists but could not be loaded (500, names the model)."""
+
+    code = "tokenizer_unavailable"
+
+
+def load_tokenizer(path: str, model: str | None = None) -> Tokenizer:
+    """The tokenizer of a model directory, loaded once per process (blocking)."""
     tok = _TOKENIZERS.get(path)
     if tok is None:
         with _LOCK:
@@ -36,10 +54,40 @@ def load_tokenizer(path: str) -> Tokenizer:
             if tok is None:
                 try:
                     tok = Tokenizer.from_pretrained(path)
-                except Exception as exc:  # a missing or broken directory: say which
-                    raise InternalError(f"Could not load the tokenizer at {path}: {exc}") from None
+                except Exception as exc:  # a broken directory: say which model and where
+                    who = f"model '{model}': " if model else ""
+                    raise TokenizerLoadError(
+                        f"{who}could not load the tokenizer at {path}: {exc}"
+                    ) from None
                 _TOKENIZERS[path] = tok
     return tok
+
+
+def loaded_tokenizers() -> dict[str, Tokenizer]:
+    """The tokenizers this process has loaded, by directory (for metrics)."""
+    return dict(_TOKENIZERS)
+
+
+async def load_tokenizer_async(path: str, model: str | None = None) -> Tokenizer:
+    """``load_tokenizer`` off the event loop (no thread hop once it is loaded)."""
+    tok = _TOKENIZERS.get(path)
+    if tok is not None:
+        return tok
+    return await asyncio.to_thread(load_tokenizer, path, model)
+
+
+async def preload(models: Sequence[ModelConfig]) -> None:
+    """Load the tokenizers of gRPC-mode models in the background (a snapshot went live).
+
+    Failures are logged once here and reported again to the requests that need them.
+    """
+    for m in models:
+        if m.tokenizer is None or m.tokenizer in _TOKENIZERS:
+            continue
+        try:
+            await load_tokenizer_async(m.tokenizer, m.name)
+        except TokenizerLoadError as exc:
+            log.warning("%s", exc.message)
 
 
 def _pick(configured: str, model: str, tok_dir: str, auto: Any) -> str | None:
@@ -130,19 +178,36 @@ def _content_format(source: str) -> ContentFormat:
 _RESOURCES: dict[ModelConfig, ModelResources] = {}
 
 
-def resources_for(model: ModelConfig) -> ModelResources:
-    """The (cached) resources of a model that has a ``tokenizer``."""
+def _resources(model: ModelConfig, tok: Tokenizer) -> ModelResources:
+    assert model.tokenizer is not None
     res = _RESOURCES.get(model)
     if res is None:
-        assert model.tokenizer is not None
         res = ModelResources(
             model,
-            load_tokenizer(model.tokenizer),
+            tok,
             _pick(model.tool_parser, model.name, model.tokenizer, auto_tool_parser),
             _pick(model.reasoning_parser, model.name, model.tokenizer, auto_reasoning_parser),
         )
         _RESOURCES[model] = res
     return res
+
+
+def resources_for(model: ModelConfig) -> ModelResources:
+    """The (cached) resources of a model that has a ``tokenizer`` (loads it blocking)."""
+    res = _RESOURCES.get(model)
+    if res is not None:
+        return res
+    assert model.tokenizer is not None
+    return _resources(model, load_tokenizer(model.tokenizer, model.name))
+
+
+async def resources_async(model: ModelConfig) -> ModelResources:
+    """``resources_for`` with the tokenizer loaded in a worker thread on first use."""
+    res = _RESOURCES.get(model)
+    if res is not None:
+        return res
+    assert model.tokenizer is not None
+    return _resources(model, await load_tokenizer_async(model.tokenizer, model.name))
 
 
 class ModelIndex:
@@ -152,7 +217,7 @@ class ModelIndex:
         self._config: Config | None = None
         self._by_name: dict[str, ModelConfig] = {}
 
-    def lookup(self, config: Config, name: str | None) -> ModelResources | None:
+    async def lookup(self, config: Config, name: str | None) -> ModelResources | None:
         """The resources for ``name``, or None when it is not a gRPC-mode model."""
         if config is not self._config:
             self._by_name = {m.name: m for m in config.models if m.tokenizer}
@@ -160,4 +225,4 @@ class ModelIndex:
         if name is None:
             return None
         m = self._by_name.get(name)
-        return None if m is None else resources_for(m)
+        return None if m is None else await resources_async(m)

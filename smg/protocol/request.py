@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from smg.errors import GatewayError
+
 # Paths the gateway understands, and what kind of request each is.
 KIND_BY_PATH: dict[str, str] = {
     "/v1/chat/completions": "chat",
@@ -38,6 +40,25 @@ class GatewayRequest:
     """Headers filters add (or override) on the way to the worker."""
     dropped_headers: set[str] = field(default_factory=set)
     """Lower-case header names filters removed from what the worker sees."""
+    dialect: str = "openai"
+    """The API the client spoke (``anthropic`` for ``/v1/messages``); ``json`` is OpenAI-shaped."""
+    openai_path: str = ""
+    """For another dialect: the OpenAI path the translated request stands for."""
+    native: dict[str, Any] | None = None
+    """For another dialect: the client's own body, parsed (sent as is on passthrough)."""
+    native_body: bytes = b""
+    """For another dialect: the client's own body bytes."""
+    translation_error: GatewayError | None = None
+    """Why ``json`` is not a faithful translation (raised by adapters that need it)."""
+
+    def relay_path(self) -> str:
+        """The OpenAI API path to relay ``json`` to (the client's path for OpenAI clients)."""
+        return self.openai_path or self.path
+
+    def check_translated(self) -> None:
+        """Raise if the client's request could not be fully translated to OpenAI's shape."""
+        if self.translation_error is not None:
+            raise self.translation_error
 
     def set_field(self, key: str, value: Any) -> None:
         """Change one top-level body field; the body is re-encoded before sending."""
@@ -67,6 +88,8 @@ class GatewayResponse:
     json: dict[str, Any] | None = None
     close_hooks: list[CloseHook] = field(default_factory=list)
     aclose_stream: Callable[[], Awaitable[None]] | None = None
+    dialect: str = "openai"
+    """The API dialect the body or stream is written in (the writer translates if it differs)."""
     _closed: bool = False
 
     def on_close(self, hook: CloseHook) -> None:

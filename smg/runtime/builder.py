@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from smg.clusters.cluster import Cluster
 from smg.clusters.endpoint import EndpointState
+from smg.clusters.pd import cluster_for
 from smg.config.model import Config
 from smg.filters.base import Filter
 from smg.filters.chain import FilterChain
 from smg.filters.registry import FILTERS
+from smg.observability.tracing import tracing_for
 from smg.routing.table import RouteTable
 from smg.runtime.snapshot import ListenerRuntime, Snapshot
 
@@ -19,6 +21,7 @@ def build_snapshot(config: Config, previous: Snapshot | None) -> tuple[Snapshot,
     keeps the ``EndpointState`` of endpoints with the same URL and its policy's learned
     routing state (``Cluster.adopt``). Filters of the same name
     and type inherit the state of their predecessor (rate-limit buckets and the like).
+    An unchanged ``tracing`` section keeps its tracer (and exporter).
     """
     prev_clusters = previous.clusters if previous else {}
     clusters: dict[str, Cluster] = {}
@@ -29,7 +32,7 @@ def build_snapshot(config: Config, previous: Snapshot | None) -> tuple[Snapshot,
             clusters[cc.name] = old
             continue
         states: dict[str, EndpointState] = dict(old.by_url) if old is not None else {}
-        cluster = Cluster(cc, states)
+        cluster = cluster_for(cc, states)
         if old is not None:
             cluster.adopt(old)
         clusters[cc.name] = cluster
@@ -48,12 +51,13 @@ def build_snapshot(config: Config, previous: Snapshot | None) -> tuple[Snapshot,
     listeners = {
         lc.name: ListenerRuntime(
             config=lc,
-            chain=FilterChain([filters[n] for n in lc.filters]),
+            chain=FilterChain([filters[n] for n in lc.filters], lc.name),
             routes=RouteTable(lc.routes),
         )
         for lc in config.listeners
     }
-    return Snapshot(config, listeners, clusters, filters), created
+    tracing = tracing_for(config.tracing, previous.tracing if previous else None)
+    return Snapshot(config, listeners, clusters, filters, tracing), created
 
 
 def retired_parts(old: Snapshot, new: Snapshot) -> tuple[list[Cluster], list[Filter]]:

@@ -26,6 +26,8 @@ from smg.filters.base import Filter
 from smg.listeners.handler import ListenerHandler
 from smg.listeners.server import ListenerServer
 from smg.observability import metrics
+from smg.observability.tracing import Tracing
+from smg.openai_grpc.resources import preload
 from smg.runtime.builder import build_snapshot
 from smg.runtime.checks import config_issues
 from smg.runtime.snapshot import Snapshot
@@ -69,7 +71,7 @@ class RuntimeManager:
         self.last_reload = ReloadResult("ok", "startup", config.version_hash)
         self._servers: dict[tuple[str, str], ListenerServer] = {}
         self._retired: list[Snapshot] = []
-        self._closed: weakref.WeakSet[Cluster | Filter] = weakref.WeakSet()
+        self._closed: weakref.WeakSet[Cluster | Filter | Tracing] = weakref.WeakSet()
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._file_hash = hashlib.sha256(path.read_bytes()).hexdigest() if path else None
@@ -87,6 +89,7 @@ class RuntimeManager:
             self._servers[srv.key] = srv
         for cluster in self.current.clusters.values():
             cluster.start(self.tasks)
+        self._preload_tokenizers(self.current.config)
         metrics.set_config_version(self.current.version)
         if self.path is not None and self.current.config.server.watch_config:
             self.tasks.spawn("config-watcher", self._watch())
@@ -112,6 +115,9 @@ class RuntimeManager:
                 if f not in self._closed:
                     self._closed.add(f)
                     await f.close()
+            if snap.tracing is not None and snap.tracing not in self._closed:
+                self._closed.add(snap.tracing)  # last: flushes the spans of drained requests
+                await snap.tracing.close()
 
     # ---- reload ----------------------------------------------------------------------
 
@@ -120,7 +126,7 @@ class RuntimeManager:
         async with self._lock:
             result = await self._reload(trigger)
         self.last_reload = result if result.result != "unchanged" else self.last_reload
-        metrics.CONFIG_RELOADS.labels(result=result.result).inc()
+        metrics.reload_attempted(result.result)
         if result.result == "ok":
             metrics.set_config_version(self.current.version)
         return result
@@ -155,8 +161,14 @@ class RuntimeManager:
         self._swap(snap, started)
         for cluster in created:  # live now: health checks and breakers switch over
             cluster.start(self.tasks)
+        self._preload_tokenizers(cfg)
         log.info("config reloaded (%s): version %s", trigger, cfg.version_hash)
         return ReloadResult("ok", trigger, cfg.version_hash)
+
+    def _preload_tokenizers(self, cfg: Config) -> None:
+        """Load gRPC-mode tokenizers in the background: the swap never waits for them."""
+        if any(m.tokenizer for m in cfg.models):
+            self.tasks.spawn("tokenizer-preload", preload(cfg.models))
 
     def _rejected(self, trigger: str, errors: list[str]) -> ReloadResult:
         log.error(
@@ -223,9 +235,12 @@ class RuntimeManager:
             return
         used = {id(c) for s in live for c in s.clusters.values()}
         used |= {id(f) for s in live for f in s.filters.values()}
+        used |= {id(s.tracing) for s in live}
         self._retired = [s for s in self._retired if s.active > 0]
         for s in dead:
-            parts: list[Cluster | Filter] = [*s.clusters.values(), *s.filters.values()]
+            parts: list[Cluster | Filter | Tracing] = [*s.clusters.values(), *s.filters.values()]
+            if s.tracing is not None:
+                parts.append(s.tracing)
             for part in parts:
                 if id(part) not in used and part not in self._closed:
                     self._closed.add(part)

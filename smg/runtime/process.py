@@ -7,14 +7,20 @@ import contextlib
 import gc
 import logging
 import os
+import platform
+import shutil
 import signal
 import sys
+import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 from smg.admin.server import start_admin
 from smg.config.model import Config
 from smg.observability import metrics
+from smg.observability.workers import serve_worker_metrics
 from smg.runtime.manager import RuntimeManager
+from smg.runtime.state_metrics import state_rows
 
 log = logging.getLogger("smg.runtime")
 
@@ -27,16 +33,17 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def serve(config: Config, path: Path | None, worker_index: int, workers: int) -> int:
+async def serve(
+    config: Config,
+    path: Path | None,
+    worker_index: int,
+    workers: int,
+    metrics_dir: Path | None = None,
+) -> int:
     """Start, serve until SIGTERM/SIGINT, drain, exit 0."""
     manager = RuntimeManager(config, path, reuse_port=workers > 1)
-    metrics.register_endpoint_collector(
-        lambda: (
-            metrics.EndpointRow(c.name, st.url, st.in_flight, st.available, st.weight, st.circuit)
-            for c in manager.current.clusters.values()
-            for st in c.endpoints
-        )
-    )
+    metrics.register_state_source(lambda: state_rows(lambda: manager.current))
+    metrics.BUILD_INFO.labels(version("smg"), platform.python_version()).set(1)
     await manager.start()
     # Startup objects (config, schemas, modules) never die: keep them out of every GC
     # pass, and collect the young generation less often (requests allocate in bursts).
@@ -45,8 +52,10 @@ async def serve(config: Config, path: Path | None, worker_index: int, workers: i
     gc.set_threshold(20_000, 20, 20)
     admin = None
     if config.admin is not None and worker_index == 0:
-        admin = await start_admin(manager, config.admin.address)
+        admin = await start_admin(manager, config.admin.address, metrics_dir, workers)
         log.info("admin listener on %s", config.admin.address)
+    elif metrics_dir is not None:
+        admin = await serve_worker_metrics(metrics_dir, worker_index)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -72,12 +81,13 @@ def run(config: Config, path: Path | None) -> int:
     if workers <= 1:
         _install_uvloop()
         return asyncio.run(serve(config, path, 0, 1))
+    metrics_dir = Path(tempfile.mkdtemp(prefix="smg-metrics-"))
     children: list[int] = []
     for i in range(workers):
         pid = os.fork()
         if pid == 0:
             _install_uvloop()
-            code = asyncio.run(serve(config, path, i, workers))
+            code = asyncio.run(serve(config, path, i, workers, metrics_dir))
             os._exit(code)
         children.append(pid)
 
@@ -92,4 +102,5 @@ def run(config: Config, path: Path | None) -> int:
     for c in children:
         _, status = os.waitpid(c, 0)
         code = code or os.waitstatus_to_exitcode(status)
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     return code

@@ -9,6 +9,7 @@ from smg.clusters.cluster import Cluster
 from smg.config.model import Config, ListenerConfig
 from smg.filters.base import Filter
 from smg.filters.chain import FilterChain
+from smg.observability.tracing import Tracing
 from smg.routing.table import RouteTable
 
 
@@ -43,6 +44,8 @@ class Snapshot:
     listeners: dict[str, ListenerRuntime]
     clusters: dict[str, Cluster]
     filters: dict[str, Filter]
+    tracing: Tracing | None = None
+    """The tracer of this config's ``tracing`` section (None: tracing off)."""
     created: float = field(default_factory=time.time)
     active: int = 0
     retired: bool = False

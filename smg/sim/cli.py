@@ -109,9 +109,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="answer 503 for the first S seconds",
     )
+    pd = p.add_argument_group("prefill/decode disaggregation (one leg of PD)")
+    pd.add_argument(
+        "--role",
+        choices=("both", "prefill", "decode"),
+        default=d.role,
+        help="serve whole requests, or only the prefill or decode leg (default %(default)s)",
+    )
+    pd.add_argument(
+        "--pd-style",
+        choices=("sglang", "vllm"),
+        default=d.pd_style,
+        help="sglang: bootstrap host/port/room; vllm: kv_transfer_params (default %(default)s)",
+    )
+    pd.add_argument(
+        "--bootstrap-port",
+        type=int,
+        default=d.bootstrap_port,
+        help="prefill: KV transfer port (SGLang bootstrap, vLLM side channel; 0: any free; "
+        "default %(default)s)",
+    )
+    pd.add_argument(
+        "--kv-timeout",
+        type=float,
+        default=d.kv_timeout_s,
+        metavar="S",
+        help="decode: how long to wait for the prefill's KV (default %(default)s)",
+    )
     from smg.sim.grpc.server import add_grpc_arguments
 
     add_grpc_arguments(p)
+    cloud = p.add_argument_group("cloud provider simulators (smg/sim/providers/)")
+    cloud.add_argument(
+        "--provider",
+        default=None,
+        metavar="NAME",
+        help="simulate a cloud API instead of an engine (openai, gemini, …); --model may "
+        "list several served models separated by commas; faults also via POST /sim/fault",
+    )
+    cloud.add_argument(
+        "--api-key",
+        default="sim-key",
+        help="the one API key the simulated provider accepts (default %(default)s)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -140,6 +180,10 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         drop_after_chunks=args.drop_after_chunks,
         slow_start_s=args.slow_start,
         embedding_dim=args.embedding_dim,
+        role=args.role,
+        pd_style=args.pd_style,
+        bootstrap_port=args.bootstrap_port,
+        kv_timeout_s=args.kv_timeout,
     )
     cfg.validate()
     return cfg
@@ -147,6 +191,10 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 def main(args: argparse.Namespace) -> int:
     """Run the simulator with parsed flags; returns the exit code."""
+    if getattr(args, "provider", None):
+        from smg.sim.providers import run as run_provider
+
+        return run_provider(args)
     try:
         cfg = config_from_args(args)
     except ValueError as exc:

@@ -28,6 +28,12 @@ class SimConfig:
     drop_after_chunks: int | None = None
     slow_start_s: float = 0.0
     embedding_dim: int = 64
+    role: str = "both"
+    """``both`` (a whole engine), ``prefill`` or ``decode`` (one leg of PD, see ``pd.py``)."""
+    pd_style: str = "sglang"
+    bootstrap_port: int = 8998
+    """Prefill role: the KV transfer port (SGLang bootstrap port, vLLM NIXL side channel)."""
+    kv_timeout_s: float = 10.0
 
     def validate(self) -> None:
         """Raise ValueError for settings that cannot be simulated."""
@@ -46,6 +52,14 @@ class SimConfig:
                 "--drop-after-chunks must be >= 0",
             ),
             (self.slow_start_s >= 0, "--slow-start must be >= 0"),
+            (self.role in ("both", "prefill", "decode"), "--role must be both, prefill or decode"),
+            (self.pd_style in ("sglang", "vllm"), "--pd-style must be sglang or vllm"),
+            (0 <= self.bootstrap_port <= 65535, "--bootstrap-port must be a port (0: any)"),
+            (self.kv_timeout_s > 0, "--kv-timeout must be > 0"),
+            (
+                self.role == "both" or len(self.ports) == 1,
+                "a prefill or decode engine serves one --port",
+            ),
         ]
         latencies = (
             self.ttft_base_ms,

@@ -11,11 +11,12 @@ from typing import Any, Literal, Protocol
 
 from smg.sim.config import SimConfig
 from smg.sim.kvcache import PrefixCache
+from smg.sim.pd import Leg, PdRole
 from smg.sim.tokens import count_tokens
 
 NEW, WAITING, RUNNING, DONE = range(4)
 
-Outcome = Literal["completed", "aborted", "dropped", "hung"]
+Outcome = Literal["completed", "aborted", "dropped", "hung", "failed"]
 
 
 class _HasHeaders(Protocol):
@@ -81,6 +82,10 @@ class Job:
     prefill_s: float = 0.0
     outcome: Outcome = "aborted"
     scratch: Any = None
+    pd: Leg | None = None
+    """The PD leg this request is (``--role prefill|decode``), see ``pd.py``."""
+    logprob_start: int | None = None
+    """SGLang ``return_logprob``: prompt position input logprobs start at (-1: none)."""
 
     @property
     def num_choices(self) -> int:
@@ -114,6 +119,7 @@ class Engine:
         self.waiting = 0
         self.hanging = 0
         self.kv_blocks_held = 0
+        self.pd = PdRole(cfg) if cfg.role != "both" else None
         self.reset()
 
     def reset(self) -> None:
@@ -126,6 +132,7 @@ class Engine:
         self.completed = 0
         self.aborted = 0
         self.dropped = 0
+        self.failed = 0
         self.failed_injected = 0
         self.hung_injected = 0
         self.rejected_starting = 0
@@ -244,6 +251,8 @@ class Engine:
             self.finished_by_reason[job.finish_reason] += 1
         elif outcome == "dropped":
             self.dropped += 1
+        elif outcome == "failed":
+            self.failed += 1
         else:
             self.aborted += 1
             self.finished_by_reason["abort"] += 1

@@ -38,15 +38,17 @@ def launch(engine: Engine, conn: HttpConnection, job: Job, path: str) -> Process
     """Apply injected faults, then run the job."""
     fault = engine.draw_fault() if engine.faulty else None
     if fault == "fail":
+        if job.pd is not None:
+            job.pd.discard()
         status = engine.cfg.fail_status
         conn.send(status, error_body(status, "simulated failure", code=status))
         return None
     if fault == "hang":
-        return _hang(engine)
+        return _hang(engine, job)
     return _run(engine, job, conn, path)
 
 
-def _hang(engine: Engine) -> Process:
+def _hang(engine: Engine, job: Job) -> Process:
     # Never answers; the runner closes this when the client gives up.
     engine.hanging += 1
     try:
@@ -54,17 +56,32 @@ def _hang(engine: Engine) -> Process:
     finally:
         engine.hanging -= 1
         engine.aborted += 1
+        if job.pd is not None:
+            job.pd.close()
 
 
 def _run(engine: Engine, job: Job, conn: HttpConnection, path: str) -> Process:
+    leg = job.pd
     try:
         wake = engine.admit(job)
         if wake is not None:
             yield wake
-        prefill = engine.prefill(job)
-        if prefill > 0:
-            yield prefill
-        engine.commit_prefill(job)
+        if leg is not None and leg.pulls:
+            # A decode leg: the prompt's KV comes from the prefill engine, not from here.
+            pulled = leg.start_pull()
+            yield pulled
+            fault = pulled.result()
+            if fault is not None:
+                conn.send(fault.status, error_body(fault.status, fault.message, code=fault.status))
+                job.outcome = "failed"
+                return
+        else:
+            prefill = engine.prefill(job)
+            if prefill > 0:
+                yield prefill
+            engine.commit_prefill(job)
+            if leg is not None:
+                leg.kv_ready()
         if job.generates:
             _sample(engine, job)
         if job.stream:
@@ -72,6 +89,8 @@ def _run(engine: Engine, job: Job, conn: HttpConnection, path: str) -> Process:
         else:
             yield from _whole(engine, job, conn)
     finally:
+        if leg is not None:
+            leg.close()
         engine.finish(job, path)
 
 

@@ -91,6 +91,7 @@ def stats(engine: Engine) -> dict[str, Any]:
         "completed": engine.completed,
         "aborted": engine.aborted,
         "dropped": engine.dropped,
+        "failed": engine.failed,
         "failed_injected": engine.failed_injected,
         "hung_injected": engine.hung_injected,
         "rejected_starting": engine.rejected_starting,
@@ -106,7 +107,9 @@ def stats(engine: Engine) -> dict[str, Any]:
             "kv_usage": engine.kv_usage(),
         },
         "last_headers": engine.last_headers(),
+        "last_traceparent": engine.last_headers().get("traceparent"),
         "last_request": engine.last_request(),
+        "pd": engine.pd.stats() if engine.pd is not None else None,
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from smg.sim import tool_calls
 from smg.sim.engine import Engine, Job
 from smg.sim.http import HttpConnection, Request, header_lines
 from smg.sim.jobs import check_context, launch
@@ -21,6 +22,13 @@ _DONE = b"data: [DONE]\n\n"
 _HOLE = "\x00"
 _HOLE_JSON = b'"\\u0000"'
 _MAX_N = 128
+
+
+def _dumps_answer(job: Job, doc: dict[str, Any]) -> bytes:
+    """A whole answer; a vLLM prefill leg's carries the ``kv_transfer_params`` it issued."""
+    if job.pd is not None and job.pd.kv_transfer_params is not None:
+        doc["kv_transfer_params"] = job.pd.kv_transfer_params
+    return orjson.dumps(doc)
 
 
 def _usage(job: Job) -> dict[str, Any]:
@@ -153,7 +161,8 @@ class ChatRenderer(_Streamer):
 
     def body(self, job: Job) -> bytes:
         """A ``chat.completion`` object."""
-        return orjson.dumps(
+        return _dumps_answer(
+            job,
             {
                 "id": job.request_id,
                 "object": "chat.completion",
@@ -170,7 +179,7 @@ class ChatRenderer(_Streamer):
                     for i, out in enumerate(job.outputs)
                 ],
                 "usage": _usage(job),
-            }
+            },
         )
 
 
@@ -206,7 +215,8 @@ class CompletionRenderer(_Streamer):
 
     def body(self, job: Job) -> bytes:
         """A ``text_completion`` object."""
-        return orjson.dumps(
+        return _dumps_answer(
+            job,
             {
                 "id": job.request_id,
                 "object": "text_completion",
@@ -223,7 +233,7 @@ class CompletionRenderer(_Streamer):
                     for i, out in enumerate(job.outputs)
                 ],
                 "usage": _usage(job),
-            }
+            },
         )
 
 
@@ -339,10 +349,17 @@ def chat(engine: Engine, req: Request, conn: HttpConnection) -> Process | None:
         prompt = render_chat(messages).encode()
     except ValueError as exc:
         raise BadRequest(str(exc), param="messages", code="invalid_value") from None
+    if body.get("tools") or (isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"):
+        scripted = tool_calls.plan(body)
+        if scripted is not None:
+            tool_calls.answer(engine, req, conn, body, scripted)
+            return None
     job = Job(_CHAT, "", "", [prompt])
     _sampling(body, job)
     _identify(engine, req, body, job, "chatcmpl")
     check_context(engine, job, "messages")
+    if engine.pd is not None:
+        job.pd = engine.pd.accept(body, job)
     return launch(engine, conn, job, req.path)
 
 
@@ -353,6 +370,8 @@ def completions(engine: Engine, req: Request, conn: HttpConnection) -> Process |
     _sampling(body, job)
     _identify(engine, req, body, job, "cmpl")
     check_context(engine, job, "prompt")
+    if engine.pd is not None:
+        job.pd = engine.pd.accept(body, job)
     return launch(engine, conn, job, req.path)
 
 

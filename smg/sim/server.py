@@ -38,6 +38,17 @@ async def _serve(cfg: SimConfig) -> int:
     for port in cfg.ports:
         engine = Engine(cfg, port, loop)
         factory = functools.partial(HttpConnection, App(engine), loop)
+        if engine.pd is not None:
+            # Before the engine listens: a decode leg may pull as soon as it takes requests.
+            try:
+                transfer = await engine.pd.start(port)
+            except OSError as exc:
+                print(f"smg-sim: cannot open the KV transfer port: {exc}", file=sys.stderr)
+                for s in servers:
+                    s.close()
+                return 1
+            if transfer is not None:
+                servers.append(transfer)
         try:
             server = await loop.create_server(
                 factory, cfg.host, port, backlog=4096, reuse_address=True
@@ -54,6 +65,8 @@ async def _serve(cfg: SimConfig) -> int:
             f"smg-sim: model {cfg.model!r} listening on http://{cfg.host}:{engine.port}",
             flush=True,
         )
+        if engine.pd is not None:
+            engine.pd.engine_port = engine.port
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

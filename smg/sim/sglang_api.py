@@ -27,23 +27,34 @@ class GenerateRenderer:
         return {"type": "stop", "matched": EOS_TOKEN_ID}
 
     def _meta(self, job: Job, index: int, done: bool, produced: int) -> dict[str, Any]:
-        return {
-            "id": job.request_id if len(job.prompts) == 1 else f"{job.request_id}-{index}",
+        p = index // job.n  # outputs are n per prompt, prompt by prompt
+        meta: dict[str, Any] = {
+            "id": job.request_id if job.num_choices == 1 else f"{job.request_id}-{index}",
             "finish_reason": self._finish_reason(job) if done else None,
-            "prompt_tokens": count_tokens(job.prompts[index]),
+            "prompt_tokens": count_tokens(job.prompts[p]),
             "completion_tokens": produced,
-            "cached_tokens": job.cached_by_prompt[index] if job.cached_by_prompt else 0,
+            "cached_tokens": job.cached_by_prompt[p] if job.cached_by_prompt else 0,
         }
+        if job.logprob_start is not None:
+            decode_leg = job.pd is not None and job.pd.pulls
+            # A decode leg never saw the prompt computed: its prefill leg has those.
+            meta["input_token_logprobs"] = (
+                [] if decode_leg else input_logprobs(job.prompts[p], job.logprob_start)
+            )
+            meta["output_token_logprobs"] = [
+                [fake_logprob(t), t, None] for t in job.outputs[index][:produced]
+            ]
+        return meta
 
     def _out(self, job: Job, index: int, text: str, done: bool, produced: int) -> dict[str, Any]:
         out: dict[str, Any] = {"text": text, "meta_info": self._meta(job, index, done, produced)}
-        if len(job.prompts) > 1:
+        if job.num_choices > 1:
             out["index"] = index
         return out
 
     def stream_head(self, job: Job) -> bytes:
         """SGLang sends nothing before the first token."""
-        job.scratch = [""] * len(job.prompts)
+        job.scratch = [""] * job.num_choices
         return b""
 
     def stream_step(self, job: Job, pos: int) -> bytes:
@@ -67,7 +78,7 @@ class GenerateRenderer:
             return b"data: [DONE]\n\n"
         parts = [
             b"data: " + orjson.dumps(self._out(job, i, "", True, 0)) + b"\n\n"
-            for i in range(len(job.prompts))
+            for i in range(job.num_choices)
         ]
         return b"".join(parts) + b"data: [DONE]\n\n"
 
@@ -77,10 +88,23 @@ class GenerateRenderer:
             self._out(job, i, detokenize(ids), True, len(ids)) | {"output_ids": list(ids)}
             for i, ids in enumerate(job.outputs)
         ]
-        return orjson.dumps(outs if job.batch else outs[0])
+        return orjson.dumps(outs if job.batch or job.num_choices > 1 else outs[0])
 
 
 _GENERATE = GenerateRenderer()
+
+
+def fake_logprob(token: int) -> float:
+    """A deterministic log probability for a token id."""
+    return -0.05 * (1 + token % 20)
+
+
+def input_logprobs(prompt: bytes, start: int) -> list[list[Any]]:
+    """SGLang ``input_token_logprobs`` from position ``start`` (-1: none); the first is None."""
+    if start < 0:
+        return []
+    ids = [int.from_bytes(prompt[i : i + 4], "little") for i in range(0, len(prompt), 4)]
+    return [[None if i == 0 else fake_logprob(t), t, None] for i, t in enumerate(ids)][start:]
 
 
 def generate(engine: Engine, req: Request, conn: HttpConnection) -> Process | None:
@@ -99,7 +123,14 @@ def generate(engine: Engine, req: Request, conn: HttpConnection) -> Process | No
     job = Job(_GENERATE, "", engine.cfg.model, prompts)
     job.batch = batch
     job.max_tokens = opt_int(params, "max_new_tokens")
+    n = opt_int(params, "n", 1, 128)
+    job.n = n or 1
     job.stream = opt_bool(body, "stream")
+    if opt_bool(body, "return_logprob"):
+        start = body.get("logprob_start_len", -1)
+        if not isinstance(start, int) or isinstance(start, bool) or start < -1:
+            raise BadRequest("'logprob_start_len' must be an integer >= -1.", "logprob_start_len")
+        job.logprob_start = start
     job.created = int(time.time())
     job.prompt_tokens = sum(map(count_tokens, prompts))
     header_rid = req.header(b"x-request-id")
@@ -109,6 +140,8 @@ def generate(engine: Engine, req: Request, conn: HttpConnection) -> Process | No
     if header_rid:
         job.headers = header_lines({"x-request-id": header_rid})
     check_context(engine, job, "text")
+    if engine.pd is not None:
+        job.pd = engine.pd.accept(body, job)
     return launch(engine, conn, job, req.path)
 
 

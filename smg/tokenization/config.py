@@ -19,6 +19,9 @@ SPECIAL_TOKEN_NAMES = (
     "mask_token",
 )
 
+# transformers' VERY_LARGE_INTEGER (int(1e30)) and the like mean "no limit".
+_UNLIMITED = 2**53
+
 # Sampling fields of generation_config.json that an OpenAI request may leave unset.
 SAMPLING_DEFAULT_KEYS = (
     "temperature",
@@ -80,8 +83,9 @@ class TokenizerConfig:
             clean_up_tokenization_spaces=bool(tc.get("clean_up_tokenization_spaces", False)),
             add_bos_token=_opt_bool(tc.get("add_bos_token")),
             add_eos_token=_opt_bool(tc.get("add_eos_token")),
-            # Some configs store 1e30 as "unlimited"; keep only sane integers.
-            model_max_length=int(max_len) if isinstance(max_len, int) else None,
+            # Some configs store 1e30 (a float, or the int transformers writes back) as
+            # "unlimited"; keep only sane integers.
+            model_max_length=max_len if _sane_length(max_len) else None,
         )
         eos = gc.get("eos_token_id")
         if isinstance(eos, int):
@@ -136,6 +140,10 @@ def _templates_from_config(value: Any) -> dict[str, str]:
     if isinstance(value, Mapping):
         return {str(k): str(v) for k, v in value.items()}
     return {}
+
+
+def _sane_length(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < _UNLIMITED
 
 
 def _opt_bool(value: Any) -> bool | None:

@@ -103,9 +103,16 @@ class StopTokenChecker:
     ) -> None:
         ids = set(stop_token_ids)
         self.eos_ids = frozenset(eos_token_ids)
+        self.ignore_eos = ignore_eos
         if not ignore_eos:
             ids |= self.eos_ids
         self.ids = frozenset(ids)
+
+    def add_eos(self, eos_token_ids: Iterable[int]) -> None:
+        """More ids that end generation (e.g. the engine's own eos ids from GetModelInfo)."""
+        self.eos_ids |= frozenset(eos_token_ids)
+        if not self.ignore_eos:
+            self.ids |= self.eos_ids
 
     def is_stop(self, token_id: int) -> bool:
         """True if `token_id` is an eos or a requested stop token."""

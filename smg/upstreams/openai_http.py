@@ -11,44 +11,30 @@ from smg.clusters.endpoint import EndpointState
 from smg.errors import UpstreamStatus, UpstreamTimeout
 from smg.protocol.request import GatewayResponse
 from smg.upstreams.headers import relayed_headers, upstream_headers
-from smg.upstreams.http_client import HttpPool
+from smg.upstreams.http_pools import HttpPoolUpstream
 
 if TYPE_CHECKING:
-    from smg.config.model import ClusterConfig
     from smg.filters.base import RequestContext
 
 _EVENT_STREAM = "text/event-stream"
 
 
-class OpenAIHttpUpstream:
+class OpenAIHttpUpstream(HttpPoolUpstream):
     """Adapter for ``protocol: openai_http``: bytes in, bytes out, streams relayed as they come."""
 
-    def __init__(self, config: ClusterConfig) -> None:
-        self.config = config
-        self._pools: dict[str, HttpPool] = {}
+    async def send(
+        self, ctx: RequestContext, ep: EndpointState, *, first_byte: float | None = None
+    ) -> GatewayResponse:
+        """Forward the request; the head is in when this returns.
 
-    def _pool(self, ep: EndpointState) -> HttpPool:
-        pool = self._pools.get(ep.endpoint.url)
-        if pool is None:
-            e = ep.endpoint
-            cp = self.config.connection_pool
-            pool = HttpPool(
-                e.host,
-                e.port,
-                max_connections=cp.max_connections,
-                idle_timeout=cp.idle_timeout,
-                connect_timeout=self.config.timeouts.connect,
-                tls=e.scheme == "https",
-            )
-            self._pools[e.url] = pool
-        return pool
-
-    async def send(self, ctx: RequestContext, ep: EndpointState) -> GatewayResponse:
-        """Forward the request; the head is in when this returns."""
+        ``first_byte`` replaces the per-try wait for the head (a PD decode leg also waits
+        for its prefill, ``pd_http.py``).
+        """
         req = ctx.request
+        req.check_translated()
         t = self.config.timeouts
         headers = upstream_headers(req.raw_headers, req.upstream_headers, req.dropped_headers)
-        per_try = self.config.retry_policy.per_try_timeout or t.first_byte
+        per_try = first_byte or self.config.retry_policy.per_try_timeout or t.first_byte
         if ctx.deadline:
             left = ctx.deadline - time.monotonic()
             if left <= 0:
@@ -56,7 +42,7 @@ class OpenAIHttpUpstream:
             per_try = min(per_try, left)
         up = await self._pool(ep).request(
             req.method,
-            req.path,
+            req.relay_path(),
             headers,
             req.body_bytes(),
             connect_timeout=min(t.connect, per_try),
@@ -94,40 +80,3 @@ class OpenAIHttpUpstream:
             return ()
         doc = orjson.loads(body)
         return tuple(str(m["id"]) for m in doc.get("data", ()) if isinstance(m, dict) and "id" in m)
-
-    async def probe_health(self, ep: EndpointState, path: str, timeout: float) -> bool:
-        """``GET path`` on the endpoint's pool; True for a 2xx answer."""
-        up = await self._pool(ep).request("GET", path, [], b"", first_byte_timeout=timeout)
-        try:
-            await up.read()
-        finally:
-            up.release()
-        return 200 <= up.status < 300
-
-    async def fetch(self, ep: EndpointState, path: str, timeout: float) -> tuple[int, bytes]:
-        """``GET path`` on the endpoint's pool (engine ``/metrics`` scrapes)."""
-        up = await self._pool(ep).request("GET", path, [], b"", first_byte_timeout=timeout)
-        try:
-            body = await up.read()
-        finally:
-            up.release()
-        return up.status, body
-
-    def pool_stats(self) -> dict[str, dict[str, int]]:
-        """Connection counts per endpoint."""
-        return {
-            url: {"size": p.size, "idle": p.idle, "in_use": p.in_use}
-            for url, p in self._pools.items()
-        }
-
-    def forget(self, url: str) -> None:
-        """Drop the pool of an endpoint that left (in-use connections close when released)."""
-        pool = self._pools.pop(url, None)
-        if pool is not None:
-            pool.retire()
-
-    async def close(self) -> None:
-        """Close all pools."""
-        pools, self._pools = list(self._pools.values()), {}
-        for p in pools:
-            await p.close()

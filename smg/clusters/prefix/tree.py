@@ -131,6 +131,8 @@ class PrefixTree:
         self._lru: OrderedDict[_Node, None] = OrderedDict()
         self.size = 0
         """Total length of the stored edge labels (characters or tokens)."""
+        self.evicted = 0
+        """Total length evicted so far (``smg_prefix_tree_evictions_total``)."""
         self._tick = 0
         self._version = 0
         self._owned: dict[str, int] = {}
@@ -261,6 +263,7 @@ class PrefixTree:
                 del parent.children[key[0]]
             node.parent = None
             self.size -= n
+            self.evicted += n
             for url, tick in node.owners.items():
                 if tick > forgotten.get(url, 0):
                     left = owned.get(url, 0) - n

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Final
 
 from smg.observability import metrics
+from smg.observability.usage import USAGE_MARK
 
 log = logging.getLogger("smg.lb")
 
@@ -156,7 +157,11 @@ def stream_reports_usage(kind: str, body: Mapping[str, Any] | None) -> bool:
 
 
 class UsageTap:
-    """Keeps the last streamed chunk that carried a ``cached_tokens`` figure."""
+    """Keeps the last streamed chunk that carried usage figures (``prompt_tokens``).
+
+    One tap serves every reader of the figures (cache-prediction checks read
+    ``cached_tokens`` from it, tracing the token counts), so a stream is scanned once.
+    """
 
     __slots__ = ("usage",)
 
@@ -165,14 +170,14 @@ class UsageTap:
 
 
 async def tap_usage(stream: AsyncIterator[bytes], tap: UsageTap) -> AsyncIterator[bytes]:
-    """Relay ``stream`` unchanged, noting chunks with usage (a substring test per chunk).
+    """Relay ``stream`` unchanged, noting chunks with usage (one substring test per chunk).
 
     A usage object split across two reads is missed; the answer then counts as
     unreported, which only thins the sample.
     """
     try:
         async for chunk in stream:
-            if _CACHED in chunk:
+            if USAGE_MARK in chunk:
                 tap.usage = chunk
             yield chunk
     finally:

@@ -13,6 +13,7 @@ from smg_grpc_proto import sglang_scheduler_pb2_grpc, vllm_engine_pb2_grpc
 from smg.sim.config import SimConfig
 from smg.sim.grpc.core import SimCore, load_script
 from smg.sim.grpc.services import SglangSim, VllmSim
+from smg.sim.tokens import EOS_TOKEN_ID
 
 
 def add_grpc_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,23 +32,43 @@ def add_grpc_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--tokenizer", metavar="DIR", help="tokenizer.json directory to encode --script texts"
     )
+    g.add_argument(
+        "--eos-token-ids",
+        metavar="IDS",
+        default=str(EOS_TOKEN_ID),
+        help="comma-separated eos ids the model stops on and GetModelInfo reports "
+        "(default %(default)s)",
+    )
 
 
 def run(cfg: SimConfig, args: argparse.Namespace) -> int:
     """Serve gRPC until told to stop; returns the exit code."""
     try:
         script = load_script(args.script, args.tokenizer) if args.script else []
+        eos = eos_ids(args.eos_token_ids)
     except (OSError, ValueError) as exc:
         print(f"smg-sim: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(cfg, script))
+    return asyncio.run(_serve(cfg, script, eos))
 
 
-async def _serve(cfg: SimConfig, script: list[list[int]]) -> int:
+def eos_ids(spec: str) -> tuple[int, ...]:
+    """``--eos-token-ids``: one or more non-negative ids, comma-separated."""
+    try:
+        ids = tuple(int(x) for x in spec.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--eos-token-ids must be comma-separated ids, not {spec!r}") from None
+    if not ids or any(i < 0 for i in ids):
+        raise ValueError(f"--eos-token-ids must be comma-separated ids, not {spec!r}")
+    return ids
+
+
+async def _serve(cfg: SimConfig, script: list[list[int]], eos: tuple[int, ...]) -> int:
     loop = asyncio.get_running_loop()
     servers: list[grpc.aio.Server] = []
+    transfers: list[asyncio.Server] = []
     for port in cfg.ports:
-        core = SimCore(cfg, port, loop, script)
+        core = SimCore(cfg, port, loop, script, eos)
         server = grpc.aio.server()
         vllm_engine_pb2_grpc.add_VllmEngineServicer_to_server(VllmSim(core), server)
         sglang_scheduler_pb2_grpc.add_SglangSchedulerServicer_to_server(SglangSim(core), server)
@@ -62,6 +83,16 @@ async def _serve(cfg: SimConfig, script: list[list[int]]) -> int:
                 await s.stop(None)
             return 1
         core.engine.port = bound
+        if core.engine.pd is not None:
+            try:
+                transfer = await core.engine.pd.start(bound)
+            except OSError as exc:
+                print(f"smg-sim: cannot open the KV transfer port: {exc}", file=sys.stderr)
+                for s in servers:
+                    await s.stop(None)
+                return 1
+            if transfer is not None:
+                transfers.append(transfer)
         await server.start()
         servers.append(server)
         print(
@@ -73,5 +104,7 @@ async def _serve(cfg: SimConfig, script: list[list[int]]) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    for t in transfers:
+        t.close()
     await asyncio.gather(*(s.stop(0.5) for s in servers))
     return 0

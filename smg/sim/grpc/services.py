@@ -1,10 +1,12 @@
 """The vLLM and SGLang gRPC services of the simulator, over one ``SimCore``.
 
-Both answer Generate (streamed: one chunk per token per sequence, then a complete per
+Both answer Embed (a deterministic unit vector of ``--embedding-dim`` for the ids),
+Generate (streamed: one chunk per token per sequence, then a complete per
 sequence; whole: one complete per sequence), Abort (recorded, and a running request
 ends with finish ``abort``), HealthCheck (unhealthy during ``--slow-start``),
 GetModelInfo, GetServerInfo, GetLoads. The sim's counters (requests, aborts with the
-aborted ids, cancelled calls) are in SGLang's ``GetServerInfo.scheduler_info``.
+aborted ids, cancelled calls, the trace context of the last Generate) are in SGLang's
+``GetServerInfo.scheduler_info``.
 Injected failures use ``--fail-status`` mapped to a gRPC code; ``--drop-after-chunks N``
 ends a stream with UNAVAILABLE after N messages.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -27,7 +30,7 @@ from smg_grpc_proto import (
 )
 
 from smg.sim.grpc.core import FIRST_ID, VOCAB_SIZE, GenOptions, SimCore, SimFault, SimRequest
-from smg.sim.tokens import EOS_TOKEN_ID
+from smg.sim.tokens import embedding, ids_to_prompt
 
 vpb: Any = vllm_engine_pb2
 spb: Any = sglang_scheduler_pb2
@@ -92,6 +95,9 @@ class _Generator:
             c.matched_token_id = matched
         if self.req.opts.top_logprobs is not None and not self.stream:
             c.output_logprobs.CopyFrom(_logprobs(pb, ids, self.req.opts.top_logprobs))
+        leg = self.req.job.pd
+        if leg is not None and leg.kv_transfer_params is not None and pb is vpb:
+            c.kv_transfer_params_json = json.dumps(leg.kv_transfer_params)
         return pb.GenerateResponse(complete=c, **self.extra)
 
     def _check_drop(self) -> None:
@@ -151,6 +157,7 @@ class _Generator:
 async def _generate(
     core: SimCore, pb: Any, opts: GenOptions, ids: list[int], stream: bool, context: Any, sg: bool
 ) -> AsyncIterator[Any]:
+    core.note_trace_context(context.invocation_metadata())
     if not ids:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "input_ids must not be empty")
     req: SimRequest | None = None
@@ -168,6 +175,45 @@ async def _generate(
     finally:
         if req is not None:
             core.release(req)
+
+
+async def _embed(core: SimCore, request: Any, context: Any) -> tuple[list[float], int]:
+    """A deterministic unit vector for ``tokenized.input_ids`` (``--embedding-dim``)."""
+    ids = list(request.tokenized.input_ids)
+    if not ids:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "input_ids must not be empty")
+    if len(ids) > core.cfg.max_model_len:
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"input ({len(ids)} tokens) exceeds {core.cfg.max_model_len}",
+        )
+    core.embeds += 1
+    return embedding(core.cfg.seed, ids_to_prompt(ids), core.cfg.embedding_dim), len(ids)
+
+
+def _sglang_pd(request: Any) -> dict[str, Any]:
+    """SGLang's DisaggregatedParams as the HTTP fields the PD checks read (sim/pd.py)."""
+    if not request.HasField("disaggregated_params"):
+        return {}
+    dp = request.disaggregated_params
+    return {
+        "bootstrap_host": dp.bootstrap_host,
+        "bootstrap_port": dp.bootstrap_port or None,
+        "bootstrap_room": dp.bootstrap_room,
+    }
+
+
+async def _vllm_pd(request: Any, context: Any) -> dict[str, Any]:
+    """vLLM's kv_transfer_params_json as the HTTP fields the PD checks read (sim/pd.py)."""
+    fields: dict[str, Any] = {"stream": request.stream}
+    if request.HasField("kv_transfer_params_json"):
+        try:
+            fields["kv_transfer_params"] = json.loads(request.kv_transfer_params_json)
+        except ValueError:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "kv_transfer_params_json is not JSON"
+            )
+    return fields
 
 
 def _server_stats(core: SimCore) -> Any:
@@ -194,10 +240,16 @@ class VllmSim(vllm_engine_pb2_grpc.VllmEngineServicer):  # type: ignore[misc]
             n=sp.n or 1,
             ignore_eos=sp.ignore_eos,
             top_logprobs=sp.logprobs if sp.HasField("logprobs") else None,
+            pd=await _vllm_pd(request, context) if self.core.engine.pd is not None else None,
         )
         ids = list(request.tokenized.input_ids)
         async for msg in _generate(self.core, vpb, opts, ids, request.stream, context, False):
             yield msg
+
+    async def Embed(self, request: Any, context: Any) -> Any:
+        """A deterministic embedding of the token ids."""
+        vec, n = await _embed(self.core, request, context)
+        return vpb.EmbedResponse(embedding=vec, prompt_tokens=n, embedding_dim=len(vec))
 
     async def Abort(self, request: Any, context: Any) -> Any:
         """Record and stop the named requests."""
@@ -220,7 +272,7 @@ class VllmSim(vllm_engine_pb2_grpc.VllmEngineServicer):  # type: ignore[misc]
             is_generation=True,
             max_context_length=cfg.max_model_len,
             vocab_size=VOCAB_SIZE,
-            eos_token_ids=[EOS_TOKEN_ID],
+            eos_token_ids=list(self.core.eos_ids),
             bos_token_id=1,
             pad_token_id=0,
             max_req_input_len=cfg.max_model_len,
@@ -271,10 +323,16 @@ class SglangSim(sglang_scheduler_pb2_grpc.SglangSchedulerServicer):  # type: ign
             n=sp.n or 1,
             ignore_eos=sp.ignore_eos,
             top_logprobs=request.top_logprobs_num if request.return_logprob else None,
+            pd=_sglang_pd(request) if self.core.engine.pd is not None else None,
         )
         ids = list(request.tokenized.input_ids)
         async for msg in _generate(self.core, spb, opts, ids, request.stream, context, True):
             yield msg
+
+    async def Embed(self, request: Any, context: Any) -> Any:
+        """A deterministic embedding of the token ids."""
+        vec, n = await _embed(self.core, request, context)
+        return spb.EmbedResponse(embedding=vec, prompt_tokens=n, embedding_dim=len(vec))
 
     async def Abort(self, request: Any, context: Any) -> Any:
         """Record and stop the request."""
@@ -296,7 +354,7 @@ class SglangSim(sglang_scheduler_pb2_grpc.SglangSchedulerServicer):  # type: ign
             is_generation=True,
             max_context_length=cfg.max_model_len,
             vocab_size=VOCAB_SIZE,
-            eos_token_ids=[EOS_TOKEN_ID],
+            eos_token_ids=list(self.core.eos_ids),
             bos_token_id=1,
             max_req_input_len=cfg.max_model_len,
             weight_version="default",

@@ -11,11 +11,15 @@ answer), so connect failures, refusals and engine errors surface before any byte
 reached the client and the router may retry. The engine request id is
 ``<gateway request id>-<attempt>`` unless the body names one (``rid``); a stream
 closed before its end (client gone, deadline, error) cancels the call and sends Abort.
+Before rendering, the engine's eos ids (GetModelInfo, asked at warm-up or on first use)
+go to the renderer as ``state.ENGINE_EOS_IDS``. Embeddings (``state.EMBED_INPUTS``) are
+one Embed call per input, rendered by ``state.EMBED_RENDERER``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from smg.clusters.endpoint import EndpointState
 from smg.errors import BadRequest, UpstreamTimeout
+from smg.observability.tracing import grpc_metadata
 from smg.protocol.request import GatewayResponse
 from smg.upstreams.grpc.channel import ChannelPool
 from smg.upstreams.grpc.client import EngineClient, GenerateStream, spawn
@@ -30,6 +35,9 @@ from smg.upstreams.grpc.generate_api import GenerateRenderer
 from smg.upstreams.grpc.sampling import SamplingParams, from_openai, from_sglang
 from smg.upstreams.grpc.sglang import SglangClient
 from smg.upstreams.grpc.state import (
+    EMBED_INPUTS,
+    EMBED_RENDERER,
+    ENGINE_EOS_IDS,
     ENGINE_REQUEST_ID,
     PROMPT_IDS,
     PROMPT_TEXT,
@@ -38,15 +46,20 @@ from smg.upstreams.grpc.state import (
     ChunkRenderer,
 )
 from smg.upstreams.grpc.trtllm import TrtllmClient
-from smg.upstreams.grpc.types import GenerateChunk
+from smg.upstreams.grpc.types import Disaggregation, GenerateChunk, ModelInfo
 from smg.upstreams.grpc.vllm import VllmClient
 
 if TYPE_CHECKING:
     from smg.config.model import ClusterConfig
     from smg.filters.base import RequestContext
 
+log = logging.getLogger("smg.grpc")
+
 # Requests still running when an endpoint leaves get this long before its channel closes.
 _FORGET_GRACE_S = 30.0
+# GetModelInfo outside warm-up: its timeout, and how long a failure is remembered.
+_INFO_TIMEOUT_S = 2.0
+_INFO_RETRY_S = 30.0
 
 
 def prompt_ids(body: dict[str, Any]) -> list[int]:
@@ -98,6 +111,8 @@ class GrpcUpstream:
         self.config = config
         self._channels = ChannelPool()
         self._clients: dict[str, EngineClient] = {}
+        self._infos: dict[str, ModelInfo] = {}
+        self._info_tried: dict[str, float] = {}
 
     def client(self, ep: EndpointState) -> EngineClient:
         """The endpoint's typed client (its channel is created on first use)."""
@@ -115,9 +130,21 @@ class GrpcUpstream:
         return f"{base}-{ctx.attempts}"
 
     def start(
-        self, ctx: RequestContext, ep: EndpointState, ids: list[int], sp: SamplingParams
+        self,
+        ctx: RequestContext,
+        ep: EndpointState,
+        ids: list[int],
+        sp: SamplingParams,
+        *,
+        stream: bool | None = None,
+        disagg: Disaggregation | None = None,
     ) -> GenerateStream:
-        """Start Generate on ``ep`` for the request (the lower-level entry for filters)."""
+        """Start Generate on ``ep`` for the request (the lower-level entry for filters).
+
+        ``stream`` overrides the request's; ``disagg`` makes it a PD leg (``grpc/pd.py``).
+        """
+        if stream is None:
+            stream = ctx.request.stream
         t = self.config.timeouts
         rid = self._engine_request_id(ctx)
         ctx.put(ENGINE_REQUEST_ID, rid)
@@ -129,19 +156,72 @@ class GrpcUpstream:
         return self.client(ep).generate(
             ids,
             sp,
-            stream=ctx.request.stream,
+            stream=stream,
             request_id=rid,
             timeout=timeout,
-            idle_timeout=t.idle if ctx.request.stream else None,
+            idle_timeout=t.idle if stream else None,
             prompt_text=ctx.get(PROMPT_TEXT, ""),
+            metadata=grpc_metadata(ctx),
+            disagg=disagg,
         )
 
+    async def model_info(self, ep: EndpointState) -> ModelInfo | None:
+        """GetModelInfo of ``ep``: from warm-up, else asked once (again after a while)."""
+        info = self._infos.get(ep.url)
+        if info is not None:
+            return info
+        now = time.monotonic()
+        if now - self._info_tried.get(ep.url, -_INFO_RETRY_S) < _INFO_RETRY_S:
+            return None
+        self._info_tried[ep.url] = now
+        try:
+            info = await self.client(ep).get_model_info(_INFO_TIMEOUT_S)
+        except Exception as exc:  # an engine without it still serves Generate
+            log.info("%s: GetModelInfo failed: %r", ep.url, exc)
+            return None
+        self._infos[ep.url] = info
+        return info
+
+    async def embed(self, ctx: RequestContext, ep: EndpointState) -> GatewayResponse:
+        """One Embed call per input on ``ep`` (concurrently), rendered as one response."""
+        inputs = ctx.get(EMBED_INPUTS, None)
+        renderer = ctx.get(EMBED_RENDERER, None)
+        if inputs is None or renderer is None:
+            raise BadRequest(
+                "Embeddings in gRPC mode need the model's tokenizer: set "
+                "models.<name>.tokenizer and put the tokenize filter before the router.",
+                param="model",
+            )
+        per_try = self.config.retry_policy.per_try_timeout or self.config.timeouts.first_byte
+        if ctx.deadline:
+            per_try = min(per_try, ctx.deadline - time.monotonic())
+        client = self.client(ep)
+        base = f"{ctx.request_id or uuid.uuid4().hex}-{ctx.attempts}"
+        calls = [
+            asyncio.ensure_future(client.embed(ids, f"{base}-{i}", per_try))
+            for i, ids in enumerate(inputs)
+        ]
+        try:
+            results = await asyncio.gather(*calls)
+        except BaseException:
+            for c in calls:
+                c.cancel()
+            raise
+        return renderer.render(results)
+
     async def send(self, ctx: RequestContext, ep: EndpointState) -> GatewayResponse:
-        """Generate on ``ep``; returns when the first chunk is in."""
+        """Generate on ``ep``; returns when the first chunk is in (Embed for embeddings)."""
+        if ctx.request.kind == "embeddings":
+            return await self.embed(ctx, ep)
+        ctx.request.check_translated()
         ids = ctx.get(PROMPT_IDS, None)
         if ids is None:
             ids = prompt_ids(ctx.request.json)
         sp = sampling_of(ctx)
+        if ctx.get(RENDERER, None) is not None:  # only renderers detokenize and stop
+            info = await self.model_info(ep)
+            if info is not None and info.eos_token_ids:
+                ctx.put(ENGINE_EOS_IDS, info.eos_token_ids)
         per_try = self.config.retry_policy.per_try_timeout or self.config.timeouts.first_byte
         if ctx.deadline:
             per_try = min(per_try, ctx.deadline - time.monotonic())
@@ -166,6 +246,7 @@ class GrpcUpstream:
     async def probe_models(self, ep: EndpointState, timeout: float) -> tuple[str, ...]:
         """GetModelInfo → the served model name."""
         info = await self.client(ep).get_model_info(timeout)
+        self._infos[ep.url] = info
         return (info.name,) if info.name else ()
 
     async def probe_health(self, ep: EndpointState, path: str, timeout: float) -> bool:
@@ -182,6 +263,8 @@ class GrpcUpstream:
     def forget(self, url: str) -> None:
         """An endpoint left: close its channel once running calls had time to finish."""
         self._clients.pop(url, None)
+        self._infos.pop(url, None)
+        self._info_tried.pop(url, None)
         ch = self._channels.pop(url)
         if ch is not None:
             spawn(ch.close(grace=_FORGET_GRACE_S))

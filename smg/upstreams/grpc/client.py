@@ -16,7 +16,14 @@ from smg_grpc_proto.generated import common_pb2
 from smg.errors import UpstreamError, UpstreamReset, UpstreamTimeout
 from smg.upstreams.grpc.errors import map_rpc_error
 from smg.upstreams.grpc.sampling import SamplingParams
-from smg.upstreams.grpc.types import GenerateChunk, LoadReport, ModelInfo, ServerInfo
+from smg.upstreams.grpc.types import (
+    Disaggregation,
+    EmbedResult,
+    GenerateChunk,
+    LoadReport,
+    ModelInfo,
+    ServerInfo,
+)
 
 log = logging.getLogger("smg.grpc")
 
@@ -33,6 +40,8 @@ def spawn(coro: Coroutine[Any, Any, Any]) -> None:
 
 
 Decode = Callable[[Any], list[GenerateChunk]]
+Metadata = tuple[tuple[str, str], ...]
+"""gRPC call metadata (here: the W3C trace context of the attempt)."""
 
 
 class GenerateStream(AsyncIterator[GenerateChunk]):
@@ -143,9 +152,16 @@ class EngineClient:
         timeout: float | None = None,
         idle_timeout: float | None = None,
         prompt_text: str = "",
+        metadata: Metadata | None = None,
+        disagg: Disaggregation | None = None,
     ) -> GenerateStream:
-        """Start Generate; iterate the result for neutral chunks (deltas, then finish)."""
-        call = self._start_generate(input_ids, sampling, stream, request_id, timeout, prompt_text)
+        """Start Generate; iterate the result for neutral chunks (deltas, then finish).
+
+        ``disagg``: the PD fields of a prefill or decode leg (sglang and vllm flavours).
+        """
+        call = self._start_generate(
+            input_ids, sampling, stream, request_id, timeout, prompt_text, metadata, disagg=disagg
+        )
 
         async def abort() -> None:
             await self.abort_quietly(request_id)
@@ -160,6 +176,9 @@ class EngineClient:
         request_id: str,
         timeout: float | None,
         prompt_text: str,
+        metadata: Metadata | None = None,
+        *,
+        disagg: Disaggregation | None = None,
     ) -> Any:
         raise NotImplementedError
 
@@ -169,6 +188,17 @@ class EngineClient:
     async def abort(self, request_id: str) -> None:
         """Tell the engine to stop ``request_id`` (raises mapped errors)."""
         raise NotImplementedError
+
+    async def embed(
+        self, input_ids: list[int], request_id: str, timeout: float | None = None
+    ) -> EmbedResult:
+        """The Embed RPC: one input's embedding (raises mapped errors)."""
+        req = self.pb.EmbedRequest(request_id=request_id, tokenized=self._tokenized(input_ids))
+        r = await self._unary(self.stub.Embed, req, timeout)
+        return EmbedResult(list(r.embedding), int(r.prompt_tokens) or len(input_ids))
+
+    def _tokenized(self, input_ids: list[int]) -> Any:
+        return self.pb.TokenizedInput(input_ids=input_ids)
 
     async def abort_quietly(self, request_id: str) -> None:
         """Abort, logging instead of raising (runs detached after a cancel)."""

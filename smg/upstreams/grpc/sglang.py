@@ -7,9 +7,9 @@ from typing import Any
 from google.protobuf import json_format
 from smg_grpc_proto import sglang_scheduler_pb2, sglang_scheduler_pb2_grpc
 
-from smg.upstreams.grpc.client import Decode, SchedulerClient
+from smg.upstreams.grpc.client import Decode, Metadata, SchedulerClient
 from smg.upstreams.grpc.sampling import SamplingParams, to_sglang
-from smg.upstreams.grpc.types import ServerInfo
+from smg.upstreams.grpc.types import Disaggregation, ServerInfo
 from smg.upstreams.grpc.vllm import decoder
 
 pb: Any = sglang_scheduler_pb2
@@ -33,6 +33,9 @@ class SglangClient(SchedulerClient):
         request_id: str,
         timeout: float | None,
         prompt_text: str,
+        metadata: Metadata | None = None,
+        *,
+        disagg: Disaggregation | None = None,
     ) -> Any:
         req = pb.GenerateRequest(
             request_id=request_id,
@@ -44,7 +47,15 @@ class SglangClient(SchedulerClient):
             logprob_start_len=-1,
             stream=stream,
         )
-        return self.stub.Generate(req, timeout=timeout)
+        if disagg is not None:
+            req.disaggregated_params.CopyFrom(
+                pb.DisaggregatedParams(
+                    bootstrap_host=disagg.bootstrap_host,
+                    bootstrap_port=disagg.bootstrap_port,
+                    bootstrap_room=disagg.bootstrap_room,
+                )
+            )
+        return self.stub.Generate(req, timeout=timeout, metadata=metadata)
 
     def _decoder(self, stream: bool) -> Decode:
         # Same GenerateResponse shape as vLLM's (plus request_id and reasoning_tokens).

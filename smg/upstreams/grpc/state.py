@@ -13,11 +13,17 @@ adapter reads them in ``send``. With none set, the adapter serves SGLang-style
   JSON or SSE with ``output_ids`` and ``meta_info``.
 - ``PROMPT_TEXT``: optional text of the prompt, sent as ``original_text`` (debugging).
 - ``ENGINE_REQUEST_ID``: set by the adapter: the request id the engine saw (for Abort).
+- ``EMBED_INPUTS`` / ``EMBED_RENDERER``: an embeddings request's inputs as token ids
+  (one Embed call each) and what turns the results into the client's response.
+- ``ENGINE_EOS_IDS``: set by the adapter before rendering: the eos token ids the chosen
+  engine reported in GetModelInfo (the engine stops on them by itself); a renderer ends
+  sequences on them too, so a model directory without ``generation_config.json`` still
+  stops (and never shows the eos token) where the engine does.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from smg.filters.base import StateKey
@@ -26,7 +32,7 @@ if TYPE_CHECKING:
     from smg.filters.base import RequestContext
     from smg.protocol.request import GatewayResponse
     from smg.upstreams.grpc.sampling import SamplingParams  # noqa: F401 - in a StateKey string
-    from smg.upstreams.grpc.types import GenerateChunk
+    from smg.upstreams.grpc.types import EmbedResult, GenerateChunk
 
 
 class ChunkRenderer(Protocol):
@@ -44,8 +50,19 @@ class ChunkRenderer(Protocol):
         ...
 
 
+class EmbedRenderer(Protocol):
+    """Builds the client response from one Embed result per input."""
+
+    def render(self, results: Sequence[EmbedResult]) -> GatewayResponse:
+        """The whole response."""
+        ...
+
+
 PROMPT_IDS = StateKey["list[int] | None"]("grpc.prompt_ids")
 SAMPLING = StateKey["SamplingParams | None"]("grpc.sampling")
 RENDERER = StateKey["ChunkRenderer | None"]("grpc.renderer")
 PROMPT_TEXT = StateKey["str"]("grpc.prompt_text")
 ENGINE_REQUEST_ID = StateKey["str"]("grpc.engine_request_id")
+ENGINE_EOS_IDS = StateKey["tuple[int, ...]"]("grpc.engine_eos_ids")
+EMBED_INPUTS = StateKey["list[list[int]] | None"]("grpc.embed_inputs")
+EMBED_RENDERER = StateKey["EmbedRenderer | None"]("grpc.embed_renderer")

@@ -6,9 +6,16 @@ from typing import Any
 
 from smg_grpc_proto import trtllm_service_pb2, trtllm_service_pb2_grpc
 
-from smg.upstreams.grpc.client import Decode, EngineClient
+from smg.errors import BadRequest
+from smg.upstreams.grpc.client import Decode, EngineClient, Metadata
 from smg.upstreams.grpc.sampling import SamplingParams, to_trtllm
-from smg.upstreams.grpc.types import GenerateChunk, ModelInfo, ServerInfo, TokenLogprob
+from smg.upstreams.grpc.types import (
+    Disaggregation,
+    GenerateChunk,
+    ModelInfo,
+    ServerInfo,
+    TokenLogprob,
+)
 
 pb: Any = trtllm_service_pb2
 
@@ -70,6 +77,9 @@ class TrtllmClient(EngineClient):
         request_id: str,
         timeout: float | None,
         prompt_text: str,
+        metadata: Metadata | None = None,
+        *,
+        disagg: Disaggregation | None = None,
     ) -> Any:
         req = pb.GenerateRequest(
             request_id=request_id,
@@ -77,10 +87,15 @@ class TrtllmClient(EngineClient):
             streaming=stream,
         )
         to_trtllm(sampling, pb, req)
-        return self.stub.Generate(req, timeout=timeout)
+        if disagg is not None:
+            raise BadRequest("TensorRT-LLM's gRPC protocol has no PD disaggregation.")
+        return self.stub.Generate(req, timeout=timeout, metadata=metadata)
 
     def _decoder(self, stream: bool) -> Decode:
         return _decoder(stream)
+
+    def _tokenized(self, input_ids: list[int]) -> Any:
+        return pb.TokenizedInput(input_token_ids=input_ids)
 
     async def abort(self, request_id: str) -> None:
         """Abort(request_id)."""

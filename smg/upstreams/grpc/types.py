@@ -38,6 +38,8 @@ class GenerateChunk:
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    kv_transfer_params: str | None = None
+    """vLLM PD prefill: the ``kv_transfer_params_json`` its last chunk returned."""
 
     @property
     def finished(self) -> bool:
@@ -86,3 +88,26 @@ class LoadReport:
     token_usage: float
     cache_hit_rate: float = 0.0
     max_running: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedResult:
+    """One input's embedding (the Embed RPC), flavour-neutral."""
+
+    embedding: list[float]
+    prompt_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Disaggregation:
+    """The PD fields of one Generate leg (``clusters/pd.py``, ``upstreams/grpc/pd.py``).
+
+    SGLang: ``bootstrap_host``, ``bootstrap_port`` and ``bootstrap_room`` go into
+    ``DisaggregatedParams``. vLLM: ``kv_transfer_params`` (JSON) into
+    ``kv_transfer_params_json``.
+    """
+
+    bootstrap_host: str = ""
+    bootstrap_port: int = 0
+    bootstrap_room: int = 0
+    kv_transfer_params: str | None = None

@@ -6,9 +6,10 @@ from typing import Any
 
 from smg_grpc_proto import vllm_engine_pb2, vllm_engine_pb2_grpc
 
-from smg.upstreams.grpc.client import Decode, SchedulerClient
+from smg.upstreams.grpc.client import Decode, Metadata, SchedulerClient
 from smg.upstreams.grpc.sampling import SamplingParams, to_vllm
 from smg.upstreams.grpc.types import (
+    Disaggregation,
     GenerateChunk,
     ServerInfo,
     TokenLogprob,
@@ -68,10 +69,20 @@ def decoder(stream: bool) -> Decode:
                 completion_tokens=d.completion_tokens,
                 cached_tokens=d.cached_tokens,
                 reasoning_tokens=getattr(d, "reasoning_tokens", 0),
+                kv_transfer_params=kv_transfer_params(d),
             )
         ]
 
     return decode
+
+
+def kv_transfer_params(complete: Any) -> str | None:
+    """vLLM's ``kv_transfer_params_json`` of a GenerateComplete (a PD prefill's handoff)."""
+    if "kv_transfer_params_json" not in complete.DESCRIPTOR.fields_by_name:
+        return None  # SGLang's GenerateComplete has no such field
+    return (
+        complete.kv_transfer_params_json if complete.HasField("kv_transfer_params_json") else None
+    )
 
 
 class VllmClient(SchedulerClient):
@@ -92,6 +103,9 @@ class VllmClient(SchedulerClient):
         request_id: str,
         timeout: float | None,
         prompt_text: str,
+        metadata: Metadata | None = None,
+        *,
+        disagg: Disaggregation | None = None,
     ) -> Any:
         req = pb.GenerateRequest(
             request_id=request_id,
@@ -99,7 +113,9 @@ class VllmClient(SchedulerClient):
             sampling_params=to_vllm(sampling, pb),
             stream=stream,
         )
-        return self.stub.Generate(req, timeout=timeout)
+        if disagg is not None and disagg.kv_transfer_params is not None:
+            req.kv_transfer_params_json = disagg.kv_transfer_params
+        return self.stub.Generate(req, timeout=timeout, metadata=metadata)
 
     def _decoder(self, stream: bool) -> Decode:
         return decoder(stream)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 from cluster_helpers import make_cluster
@@ -65,7 +66,8 @@ def request_ctx(stream: bool = False, usage: bool = True) -> tuple[RequestContex
     if stream and usage:
         body["stream_options"] = {"include_usage": True}
     req = GatewayRequest("POST", "/v1/completions", "completions", {}, b"", body, "m", stream)
-    ctx = RequestContext(req, None, None)  # type: ignore[arg-type]
+    listener = SimpleNamespace(config=SimpleNamespace(route_header=False))
+    ctx = RequestContext(req, None, listener)  # type: ignore[arg-type]
     return ctx, PickContext({}, body, "m", kind="completions")
 
 

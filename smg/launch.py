@@ -62,6 +62,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="Gateway processes sharing the port (server.workers).",
     )
+    p.add_argument(
+        "--disable-metrics",
+        action="store_true",
+        help="Do not collect Prometheus metrics (server.metrics: false).",
+    )
     _add_grpc_arguments(p)
     add_pd_arguments(p)
     p.add_argument(
@@ -331,6 +336,8 @@ def config_doc(args: argparse.Namespace) -> dict[str, Any]:
     server: dict[str, Any] = {}
     if args.workers is not None:
         server["workers"] = args.workers
+    if args.disable_metrics:
+        server["metrics"] = False
     if args.shutdown_grace_period_secs is not None:
         server["shutdown_grace_period"] = _duration(args.shutdown_grace_period_secs, "s")
     if server:

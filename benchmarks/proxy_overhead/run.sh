@@ -20,7 +20,8 @@
 # Env: SMG_PY (our smg; default $REPO/.venv/bin/smg, else `smg` on PATH, else a new .venv)
 #      SMG_SNAPSHOT=1 (copy smg/ into RESULTS_DIR and run that copy: the repo may change mid-run)
 #      SMG_SRC=DIR (run the smg/ snapshot in DIR instead, e.g. an earlier RESULTS_DIR/smg-src)
-#      TARGETS="direct ours smg-rust smg-rust-info vllm-router" (add nginx-proxy for the nginx reference)
+#      TARGETS="direct ours smg-rust smg-rust-info vllm-router" (add nginx-proxy for the nginx reference;
+#        ours-obs / ours-bare: metrics + JSON access log on / metrics off, warnings only)
 #      ROUNDS=5 SSE_ROUNDS=5 SSE_DURATION=5 SKIP_SSE= SKIP_FLUSH= SKIP_INSTALL= OURS_EXTRA= (more flags)
 #      VENVS=/tmp/perf BENCH=<repo>/../shared/bench, plus every knob of gateway_overhead.sh
 #      (DURATION=10 WARMUP=3 CONNS_TPUT=32 CONNS_LAT="1 8" GW_CORE=1 LOAD_CORE=0).
@@ -54,6 +55,11 @@ if [[ " ${NAMES[*]} " == *" ours-head "* ]]; then   # the live tree as well, nex
   H="env PYTHONPATH=$RES/smg-src-head"
   CMD[ours-head]="$(ours "$W" "$H")"; SSECMD[ours-head]="$(ours "$WS" "$H")"; TCMD[ours-head]="$(ours "$WT" "$H")"
 fi
+# Observability on vs off (benchmarks/observability_overhead): metrics and a JSON access-log
+# line per request, against metrics disabled and warnings only.
+OBS="--log-level info --log-json"; BARE="--disable-metrics --log-level warning"
+CMD[ours-obs]="$(ours "$W") $OBS"; SSECMD[ours-obs]="$(ours "$WS") $OBS"
+CMD[ours-bare]="$(ours "$W") $BARE"; SSECMD[ours-bare]="$(ours "$WS") $BARE"
 CMD[nginx-proxy]="$BENCH/nginx_proxy.sh 18001 18002 18003 18004"; SSECMD[nginx-proxy]="$BENCH/nginx_proxy.sh 18101 18102 18103 18104"
 for n in "${NAMES[@]}"; do [ -n "${CMD[$n]:-}" ] || { echo "unknown target $n" >&2; exit 2; }; done
 for n in "${NAMES[@]}"; do echo "cmd $n: ${CMD[$n]}"; done >> "$RES/env.txt"

@@ -156,6 +156,7 @@ class HealthChecker:
                 ep.url,
                 ep.health_failures,
                 result or "failure",
+                extra={"event": "endpoint_unhealthy", "cluster": self.cluster, "endpoint": ep.url},
             )
         elif old == UNHEALTHY:
             log.info(
@@ -163,6 +164,7 @@ class HealthChecker:
                 self.cluster,
                 ep.url,
                 ep.health_successes,
+                extra={"event": "endpoint_healthy", "cluster": self.cluster, "endpoint": ep.url},
             )
         else:
             log.info("cluster %s: endpoint %s healthy", self.cluster, ep.url)

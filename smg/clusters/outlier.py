@@ -253,6 +253,13 @@ class Breaker:
             duration,
             reason,
             self.ejections,
+            extra={
+                "event": "endpoint_ejected",
+                "cluster": self.detector.cluster,
+                "endpoint": self.ep.url,
+                "reason": reason,
+                "ejection_s": round(duration, 3),
+            },
         )
         self._set(CIRCUIT_OPEN)
 
@@ -283,6 +290,12 @@ class Breaker:
                 url,
                 CIRCUIT_NAMES[old],
                 CIRCUIT_NAMES[state],
+                extra={
+                    "event": "circuit_changed",
+                    "cluster": cluster,
+                    "endpoint": url,
+                    "to": CIRCUIT_NAMES[state],
+                },
             )
 
     def reset(self) -> None:

@@ -94,6 +94,7 @@ def build_config(
             workers=server["workers"],
             shutdown_grace_period=parse_duration(server["shutdown_grace_period"]),
             watch_config=server["watch_config"],
+            metrics=server["metrics"],
         ),
         models=tuple(
             ModelConfig(

@@ -47,6 +47,7 @@ class ServerConfig:
     workers: int
     shutdown_grace_period: float
     watch_config: bool
+    metrics: bool = True
 
 
 @dataclass(frozen=True, slots=True)

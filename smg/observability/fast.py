@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterator, Sequence
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar, cast
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import (
@@ -26,6 +26,38 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 C = TypeVar("C")
+
+_enabled = True
+
+
+def set_enabled(enabled: bool) -> None:
+    """Turn every family's updates into no-ops (``server.metrics: false``).
+
+    Call before any label child is created: children handed out earlier stay live.
+    """
+    global _enabled
+    _enabled = enabled
+
+
+class _NoopChild:
+    """Accepts every update and keeps nothing."""
+
+    __slots__ = ()
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Ignore."""
+
+    def dec(self, amount: float = 1.0) -> None:
+        """Ignore."""
+
+    def set(self, value: float) -> None:
+        """Ignore."""
+
+    def observe(self, value: float) -> None:
+        """Ignore."""
+
+
+_NOOP = _NoopChild()
 
 
 class _Family(Collector, Generic[C]):
@@ -52,6 +84,8 @@ class _Family(Collector, Generic[C]):
 
     def labels(self, *values: object) -> C:
         """The child for these label values (created on first use)."""
+        if not _enabled:
+            return cast(C, _NOOP)
         key = tuple(str(v) for v in values)
         child = self._children.get(key)
         if child is None:

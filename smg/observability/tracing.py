@@ -279,7 +279,7 @@ class RequestTrace:
                 "server.port": e.port,
             }
             if e.scheme in ("http", "https"):
-                attrs["url.full"] = ep.url + req.path
+                attrs["url.full"] = ep.url + (req.openai_path or req.path)
                 attrs["http.request.method"] = req.method
             if ctx.route_reason:
                 attrs["smg.lb.reason"] = ctx.route_reason

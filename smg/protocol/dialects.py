@@ -17,7 +17,7 @@ Codecs are registered by dialect name (``DIALECTS``); ingress paths are exact
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -137,8 +137,3 @@ def encode_response(req: GatewayRequest, resp: GatewayResponse) -> None:
     elif resp.body is not None:
         resp.body = c.encode_body(req, resp.status, resp.body)
     resp.dialect = req.dialect
-
-
-def header_map(headers: Mapping[str, str]) -> dict[str, str]:
-    """Lower-cased copy of a header mapping (for codecs that read client headers)."""
-    return {k.lower(): v for k, v in headers.items()}

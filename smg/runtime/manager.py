@@ -162,7 +162,12 @@ class RuntimeManager:
         for cluster in created:  # live now: health checks and breakers switch over
             cluster.start(self.tasks)
         self._preload_tokenizers(cfg)
-        log.info("config reloaded (%s): version %s", trigger, cfg.version_hash)
+        log.info(
+            "config reloaded (%s): version %s",
+            trigger,
+            cfg.version_hash,
+            extra={"event": "config_reloaded", "trigger": trigger, "version": cfg.version_hash},
+        )
         return ReloadResult("ok", trigger, cfg.version_hash)
 
     def _preload_tokenizers(self, cfg: Config) -> None:
@@ -176,11 +181,18 @@ class RuntimeManager:
             trigger,
             self.current.version,
             "\n  ".join(errors),
+            extra={"event": "config_rejected", "trigger": trigger, "errors": errors},
         )
         return ReloadResult("rejected", trigger, self.current.version, errors)
 
     def _failed(self, trigger: str, cfg: Config, error: str) -> ReloadResult:
-        log.error("config %s could not be applied (%s): %s", cfg.version_hash, trigger, error)
+        log.error(
+            "config %s could not be applied (%s): %s",
+            cfg.version_hash,
+            trigger,
+            error,
+            extra={"event": "config_failed", "trigger": trigger, "errors": [error]},
+        )
         return ReloadResult("failed", trigger, self.current.version, [error])
 
     async def _bind_new(self, cfg: Config) -> tuple[list[ListenerServer], str | None]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from smg.admin.server import start_admin
 from smg.config.model import Config
-from smg.observability import metrics
+from smg.observability import fast, metrics
 from smg.observability.workers import serve_worker_metrics
 from smg.runtime.manager import RuntimeManager
 from smg.runtime.state_metrics import state_rows
@@ -42,7 +42,8 @@ async def serve(
 ) -> int:
     """Start, serve until SIGTERM/SIGINT, drain, exit 0."""
     manager = RuntimeManager(config, path, reuse_port=workers > 1)
-    metrics.register_state_source(lambda: state_rows(lambda: manager.current))
+    if config.server.metrics:
+        metrics.register_state_source(lambda: state_rows(lambda: manager.current))
     metrics.BUILD_INFO.labels(version("smg"), platform.python_version()).set(1)
     await manager.start()
     # Startup objects (config, schemas, modules) never die: keep them out of every GC
@@ -76,6 +77,7 @@ async def serve(
 def run(config: Config, path: Path | None) -> int:
     """Run with ``server.workers`` processes (fork, SO_REUSEPORT); returns an exit code."""
     workers = config.server.workers
+    fast.set_enabled(config.server.metrics)
     # Per-process limits (rate_limit) divide configured rates by this.
     os.environ["SMG_WORKERS"] = str(workers)
     if workers <= 1:

@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from smg.clusters.endpoint import EndpointState
-from smg.errors import BadRequest, GatewayError, UpstreamReset, UpstreamStatus, UpstreamTimeout
+from smg.errors import (
+    BadRequest,
+    GatewayError,
+    UpstreamError,
+    UpstreamReset,
+    UpstreamStatus,
+    UpstreamTimeout,
+)
 from smg.protocol.anthropic import errors
 from smg.protocol.anthropic.request_out import openai_to_messages
 from smg.protocol.anthropic.response import message_to_openai
@@ -114,6 +121,7 @@ class AnthropicUpstream(HttpPoolUpstream):
                 status=404,
                 code="unsupported_path",
             )
+        req.check_translated()
         out = openai_to_messages(req.json)
         out["model"] = model
         return MESSAGES_PATH, orjson.dumps(out), False
@@ -163,7 +171,7 @@ class AnthropicUpstream(HttpPoolUpstream):
             try:
                 msg = orjson.loads(data)
             except orjson.JSONDecodeError:
-                raise UpstreamReset("Anthropic answered with a body that is not JSON.") from None
+                raise UpstreamError("Anthropic answered with a body that is not JSON.") from None
             resp.body = orjson.dumps(message_to_openai(msg))
             resp.content_type = _JSON
         return resp

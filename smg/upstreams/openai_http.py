@@ -31,7 +31,8 @@ class OpenAIHttpUpstream(HttpPoolUpstream):
         for its prefill, ``pd_http.py``).
         """
         req = ctx.request
-        req.check_translated()
+        if req.translation_error is not None:  # inlined check_translated(): the hot path
+            raise req.translation_error
         t = self.config.timeouts
         headers = upstream_headers(req.raw_headers, req.upstream_headers, req.dropped_headers)
         per_try = first_byte or self.config.retry_policy.per_try_timeout or t.first_byte
@@ -42,7 +43,7 @@ class OpenAIHttpUpstream(HttpPoolUpstream):
             per_try = min(per_try, left)
         up = await self._pool(ep).request(
             req.method,
-            req.relay_path(),
+            req.openai_path or req.path,
             headers,
             req.body_bytes(),
             connect_timeout=min(t.connect, per_try),

@@ -504,6 +504,21 @@ def test_passthrough_counts_tokens(gw: Gateway, ant: ProviderSim) -> None:
     assert ant.last_request()["path"] == "/v1/messages/count_tokens"
 
 
+def test_models_lists_the_anthropic_clusters_models(gw: Gateway) -> None:
+    ids = {m.id for m in oai(gw).models.list()}
+    assert {CLAUDE, "claude-haiku-sim", "sim-model"} <= ids
+
+
+def test_count_tokens_on_an_http_worker_is_an_anthropic_shaped_error(gw: Gateway) -> None:
+    # The engine has no /v1/tokenize: its 404 reaches the client in Anthropic's shape.
+    with pytest.raises(anthropic.NotFoundError) as e:
+        claude(gw).messages.count_tokens(
+            model="sim-model", messages=[{"role": "user", "content": "x"}]
+        )
+    assert cast(dict[str, Any], e.value.body)["type"] == "error"
+    assert cast(dict[str, Any], e.value.body)["error"]["type"] == "not_found_error"
+
+
 def test_bad_fields_are_rejected_in_anthropic_shape_naming_the_field(
     gw: Gateway, ant: ProviderSim
 ) -> None:

@@ -3,6 +3,8 @@ several worker processes are merged into one exposition, and x-smg-route explain
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -77,7 +79,7 @@ def fleet(tmp_path: Path) -> Iterator[tuple[Any, str, str]]:
             _cluster(
                 "pool",
                 [good1, good2],
-                lb_policy={"type": "cache_aware", "config": {"max_tree_size": 64}},
+                lb_policy={"type": "cache_aware", "config": {"max_tree_size": 400}},
                 health_check={"enabled": True, "interval": "100ms"},
             ),
             _cluster(
@@ -107,11 +109,20 @@ def test_every_metric_family_carries_real_data(fleet: tuple[Any, str, str]) -> N
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key="k", max_retries=0)
     prompt_sum = completion_sum = 0
     long_prompt = "Tell me about the weather on the coast in late autumn, please. " * 4
+    routes = []
     for _ in range(3):
-        r = _chat(client, "sim-model", long_prompt, max_tokens=8)
+        raw_answer = client.chat.completions.with_raw_response.create(
+            model="sim-model", messages=[{"role": "user", "content": long_prompt}], max_tokens=8
+        )
+        routes.append(raw_answer.headers["x-smg-route"])
+        r = raw_answer.parse()
         assert r.usage is not None
         prompt_sum += r.usage.prompt_tokens
         completion_sum += r.usage.completion_tokens
+    # The repeated prompt goes where its prefix is: the header says so, with the match.
+    assert routes[0].startswith("cluster=pool; endpoint=http://")
+    assert "; cache_aware; hit=" in routes[2] and routes[2].endswith("; attempt=1")
+    assert routes[1].split(";")[1] == routes[2].split(";")[1]  # same endpoint
     # A streamed answer with usage.
     chunks = 0
     for ev in _chat(
@@ -166,7 +177,7 @@ def test_every_metric_family_carries_real_data(fleet: tuple[Any, str, str]) -> N
                 "model": "sim-model",
                 "stream": True,
                 "max_tokens": 5000,
-                "messages": [{"role": "user", "content": "slow"}],
+                "messages": [{"role": "user", "content": "slow " * 60}],
             },
             timeout=30,
         ) as resp:
@@ -282,3 +293,76 @@ def test_worker_processes_are_merged(tmp_path: Path) -> None:
             # Gauges merge by rule: one config version, health taken as the worst worker.
             versions = [s for s in fams["smg_config_version_info"] if s.value]
             assert len(versions) == 1 and versions[0].value == 1
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    out = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def test_structured_access_lines_and_lifecycle_events(tmp_path: Path) -> None:
+    with sim(tmp_path) as good, sim(tmp_path, "--fail-rate", "1.0") as bad:
+        doc = gateway_config([good, bad], free_port(), free_port())
+        doc["logging"] = {"level": "info", "json": True}
+        doc["clusters"][0].update(
+            retry_policy={"max_retries": 2, "backoff": {"base": "1ms", "max": "2ms"}},
+            outlier_detection={"consecutive_5xx": 1},
+        )
+        with gateway(tmp_path, doc) as gw:
+            client = openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-secret-1", max_retries=0)
+            for i in range(4):
+                client.chat.completions.create(
+                    model="sim-model",
+                    messages=[{"role": "user", "content": f"hello {i}"}],
+                    max_tokens=3,
+                    extra_headers={"x-request-id": f"req-{i}"},
+                )
+            for _ in client.chat.completions.create(
+                model="sim-model",
+                messages=[{"role": "user", "content": "stream"}],
+                max_tokens=3,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers={"x-request-id": "req-stream"},
+            ):
+                pass
+            # A broken config file: rejected with file and line, the old one stays.
+            gw.config_path.write_text("listeners: [\n  {name: x\n")
+            assert http_json(gw.admin + "/reload", "POST")[0] == 400
+            assert wait_until(lambda: "config_rejected" in gw.proc.output(), 5)
+        lines = _json_lines(gw.proc.output())
+    access = {d["request_id"]: d for d in lines if d.get("logger") == "smg.access"}
+    assert {f"req-{i}" for i in range(4)} | {"req-stream"} <= set(access)
+    one = access["req-0"]
+    for field in (
+        "route",
+        "cluster",
+        "endpoint",
+        "lb_reason",
+        "status",
+        "latency_ms",
+        "attempts",
+        "retries",
+        "prompt_tokens",
+        "completion_tokens",
+        "error_kind",
+    ):
+        assert field in one, field
+    assert one["status"] == 200 and one["cluster"] == "pool" and one["prompt_tokens"] > 0
+    assert access["req-stream"]["ttft_ms"] is not None
+    # Some request met the failing endpoint first and was retried elsewhere.
+    assert any(d["retries"] >= 1 and d["endpoint"] == good for d in access.values())
+    events = {d["event"]: d for d in lines if "event" in d}
+    ejected = events["endpoint_ejected"]
+    assert ejected["endpoint"] == bad and ejected["cluster"] == "pool"
+    rejected = events["config_rejected"]
+    assert rejected["level"] == "error" and rejected["trigger"] == "admin"
+    assert re.search(r"gw\.yaml:\d+", rejected["errors"][0]), rejected
+    text = "\n".join(json.dumps(d) for d in lines)
+    assert "sk-secret-1" not in text

@@ -235,7 +235,10 @@ def test_cache_control_breakpoints_are_kept() -> None:
     out = openai_to_messages(
         chat(
             [
-                {"role": "system", "content": [{"type": "text", "text": "S", "cache_control": eph}]},
+                {
+                    "role": "system",
+                    "content": [{"type": "text", "text": "S", "cache_control": eph}],
+                },
                 {"role": "user", "content": [{"type": "text", "text": "U", "cache_control": eph}]},
             ],
             tools=[{**TOOLS[0], "cache_control": eph}],

@@ -330,3 +330,19 @@ def test_a_stream_that_ends_without_done_is_still_closed() -> None:
         "message_stop",
     ]
     assert _events(out)[-2][1]["delta"]["stop_reason"] == "max_tokens"
+
+
+def test_what_came_before_an_error_in_the_same_piece_is_still_delivered() -> None:
+    content = {"id": "x", "choices": [{"index": 0, "delta": {"content": "partial"}}]}
+    error = {"error": {"message": "engine died", "type": "server_error"}}
+    piece = b"data: " + orjson.dumps(content) + b"\n\ndata: " + orjson.dumps(error) + b"\n\n"
+    got: list[bytes] = []
+
+    async def run() -> None:
+        async for out in chunks_to_events(_request(), _aiter([piece])):
+            got.append(out)
+
+    with pytest.raises(UpstreamStatus):
+        asyncio.run(run())
+    deltas = [d for n, d in _events(b"".join(got)) if n == "content_block_delta"]
+    assert [d["delta"]["text"] for d in deltas] == ["partial"]

@@ -20,6 +20,7 @@ import pytest
 from smg.tokenization import Tokenizer
 from tests.e2e.test_grpc_wire import grpc_sim, sim_stats
 from tests.support.procs import Gateway, free_port, gateway, gateway_config, http_json, wait_until
+from tests.support.prom import scrape, value
 from tests.support.tokenizer_assets import asset_dir
 
 pytestmark = pytest.mark.e2e
@@ -209,3 +210,16 @@ def test_client_disconnect_aborts(env: tuple[Gateway, dict[str, str]]) -> None:
     assert wait_until(
         lambda: "chat-gone-1" in sim_stats(urls["slow"]).get("aborted_request_ids", []), 10
     )
+    # The gateway counts the cancellation, and what the engine still sent after the Abort
+    # (drained for at most 2 s), and its tokenizer cache saw the prompts.
+    fams: dict[str, Any] = {}
+
+    def counted() -> bool:
+        nonlocal fams
+        fams = scrape(g.admin)
+        return any(s.labels.get("cluster") for s in fams.get("smg_tokens_after_cancel_total", []))
+
+    assert wait_until(counted, 10)
+    assert value(fams, "smg_upstream_cancellations_total") >= 1
+    assert value(fams, "smg_tokens_after_cancel_total") >= 0
+    assert value(fams, "smg_tokenizer_cache_lookups_total", result="miss") >= 1

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from smg.clusters.endpoint import EndpointState
 from smg.errors import BadRequest, UpstreamTimeout
+from smg.observability import metrics
 from smg.observability.tracing import grpc_metadata
 from smg.protocol.request import GatewayResponse
 from smg.upstreams.grpc.channel import ChannelPool
@@ -113,6 +114,7 @@ class GrpcUpstream:
         self._clients: dict[str, EngineClient] = {}
         self._infos: dict[str, ModelInfo] = {}
         self._info_tried: dict[str, float] = {}
+        self._tokens_after_cancel = metrics.TOKENS_AFTER_CANCEL.labels(config.name)
 
     def client(self, ep: EndpointState) -> EngineClient:
         """The endpoint's typed client (its channel is created on first use)."""
@@ -153,7 +155,7 @@ class GrpcUpstream:
             timeout = min(timeout, ctx.deadline - time.monotonic())
             if timeout <= 0:
                 raise UpstreamTimeout("The request deadline passed before it could be sent.")
-        return self.client(ep).generate(
+        gen = self.client(ep).generate(
             ids,
             sp,
             stream=stream,
@@ -164,6 +166,8 @@ class GrpcUpstream:
             metadata=grpc_metadata(ctx),
             disagg=disagg,
         )
+        gen.after_cancel = self._tokens_after_cancel.inc
+        return gen
 
     async def model_info(self, ep: EndpointState) -> ModelInfo | None:
         """GetModelInfo of ``ep``: from warm-up, else asked once (again after a while)."""

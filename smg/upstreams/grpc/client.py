@@ -39,6 +39,9 @@ def spawn(coro: Coroutine[Any, Any, Any]) -> None:
     task.add_done_callback(_BACKGROUND.discard)
 
 
+DRAIN_AFTER_ABORT = 2.0
+"""Seconds an aborted Generate call is read on (counting tokens) before it is cancelled."""
+
 Decode = Callable[[Any], list[GenerateChunk]]
 Metadata = tuple[tuple[str, str], ...]
 """gRPC call metadata (here: the W3C trace context of the attempt)."""
@@ -68,6 +71,8 @@ class GenerateStream(AsyncIterator[GenerateChunk]):
         self._pending: deque[GenerateChunk] = deque()
         self._ended = False
         self.aborted = False
+        self.after_cancel: Callable[[int], None] | None = None
+        """Told how many tokens arrived after an Abort (the stream was cancelled unfinished)."""
 
     @property
     def finished(self) -> bool:
@@ -110,14 +115,35 @@ class GenerateStream(AsyncIterator[GenerateChunk]):
             raise
 
     def cancel(self) -> None:
-        """Stop now: cancel the call and, if a sequence is unfinished, send Abort."""
+        """Stop now: if a sequence is unfinished, send Abort and end the call.
+
+        Whatever the engine still sends between the Abort and the end of its stream is
+        counted (``after_cancel``: tokens it generated for nobody), for at most
+        ``DRAIN_AFTER_ABORT`` seconds, then the call is cancelled.
+        """
         if self._ended:
             return
         self._ended = True
         if self._left > 0:
             self.aborted = True
+            spawn(self._abort_and_drain())
+
+    async def _abort_and_drain(self) -> None:
+        tokens = 0
+        try:
+            await self._abort()
+            async with asyncio.timeout(DRAIN_AFTER_ABORT):
+                while True:
+                    msg = await self._call.read()
+                    if msg is grpc.aio.EOF:
+                        break
+                    tokens += sum(len(c.token_ids) for c in self._decode(msg))
+        except (Exception, asyncio.CancelledError):  # the call is over one way or another
+            pass
+        finally:
             self._call.cancel()
-            spawn(self._abort())
+        if self.after_cancel is not None:
+            self.after_cancel(tokens)
 
     async def aclose(self) -> None:
         """Close the stream (Abort if unfinished)."""

@@ -65,7 +65,9 @@ class RequestContext:
     stream_stats: StreamStats | None = None
     """Chunk timing of a streamed answer (set by the writer)."""
     response_body: bytes | None = None
-    """The whole answer body sent to the client (not for streams), for accounting."""
+    """The whole answer body (not for streams), before any dialect re-encoding."""
+    response_dialect: str = "openai"
+    """The dialect ``response_body`` is written in."""
     trace: RequestTrace | None = None
     """This request's spans (None when tracing is off)."""
     state: dict[StateKey[Any], Any] = field(default_factory=dict)

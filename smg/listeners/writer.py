@@ -50,6 +50,7 @@ async def write_response(
     if resp.stream is None:
         resp.close(None)
         ctx.response_body = resp.body
+        ctx.response_dialect = resp.dialect
         if resp.dialect != dialect:
             encode_response(ctx.request, resp)
         return web.Response(status=resp.status, body=resp.body, headers=_headers(ctx, resp))

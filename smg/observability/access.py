@@ -9,7 +9,7 @@ from typing import Any
 from smg.filters.base import RequestContext
 from smg.observability import metrics
 from smg.observability.fast import CounterChild, GaugeChild, HistogramChild
-from smg.observability.usage import USAGE_MARK, Usage, usage_in
+from smg.observability.usage import MARKS, USAGE_MARK, Usage, usage_in
 
 log = logging.getLogger("smg.access")
 
@@ -20,13 +20,17 @@ _MAX_MODELS = 500
 class StreamStats:
     """Timing of one streamed answer, taken as its chunks go out to the client."""
 
-    __slots__ = ("_itl", "chunks", "first", "last", "usage")
+    __slots__ = ("_itl", "_mark", "chunks", "dialect", "first", "first_usage", "last", "usage")
 
-    def __init__(self, itl: HistogramChild) -> None:
+    def __init__(self, itl: HistogramChild, dialect: str) -> None:
         self._itl = itl
+        self._mark = MARKS.get(dialect, USAGE_MARK)
+        self.dialect = dialect
         self.first = 0.0
         self.last = 0.0
         self.chunks = 0
+        self.first_usage: bytes | None = None
+        """The first chunk that carried usage figures (Anthropic: message_start)."""
         self.usage: bytes | None = None
         """The last chunk that carried usage figures."""
 
@@ -39,8 +43,17 @@ class StreamStats:
             self.first = now
         self.last = now
         self.chunks += 1
-        if USAGE_MARK in data:
+        if self._mark in data:
+            if self.first_usage is None:
+                self.first_usage = data
             self.usage = data
+
+    def usage_figures(self) -> Usage | None:
+        """Token counts over the usage-carrying chunks (running totals merged)."""
+        last = usage_in(self.usage, self.dialect)
+        if last is None or self.first_usage is self.usage:
+            return last
+        return last.merge(usage_in(self.first_usage, self.dialect))
 
 
 class _Route:
@@ -144,7 +157,7 @@ def listener_stats(name: str) -> ListenerStats:
 def start_stream(ctx: RequestContext) -> StreamStats:
     """Begin timing a streamed answer of ``ctx``."""
     route = listener_stats(ctx.listener.config.name).route(ctx.route_name or "")
-    stats = ctx.stream_stats = StreamStats(route.itl)
+    stats = ctx.stream_stats = StreamStats(route.itl, ctx.request.dialect)
     return stats
 
 
@@ -173,9 +186,9 @@ def record(ctx: RequestContext, stats: ListenerStats, access_log: bool) -> None:
             route.chunks.inc(stream.chunks)
             ttft = stream.first - ctx.started
             route.ttft.observe(ttft)
-        usage = usage_in(stream.usage)
+        usage = stream.usage_figures()
     else:
-        usage = usage_in(ctx.response_body)
+        usage = usage_in(ctx.response_body, ctx.response_dialect)
     if usage is not None:
         stats.tokens(model, usage)
     if stream is not None and stream.chunks > 1:

@@ -12,13 +12,36 @@ from __future__ import annotations
 from typing import Final, NamedTuple
 
 USAGE_MARK: Final = b'"prompt_tokens":'
-"""Present in a chunk or body only if it carries usage figures."""
-_KEYS: Final = (
-    b'"prompt_tokens":',
-    b'"completion_tokens":',
-    b'"cached_tokens":',
-    b'"reasoning_tokens":',
-)
+"""Present in an OpenAI-dialect chunk or body only if it carries usage figures."""
+MARKS: Final[dict[str, bytes]] = {
+    "openai": USAGE_MARK,
+    "anthropic": b'_tokens":',
+    "gemini": b'TokenCount":',
+}
+"""Per client dialect: a substring every usage-carrying chunk has."""
+_KEYS: Final[dict[str, tuple[bytes, ...]]] = {
+    # prompt, completion, cached, reasoning[, extra prompt parts]
+    "openai": (
+        b'"prompt_tokens":',
+        b'"completion_tokens":',
+        b'"cached_tokens":',
+        b'"reasoning_tokens":',
+    ),
+    # input_tokens counts only the uncached part: prompt = input + cache read + creation.
+    "anthropic": (
+        b'"input_tokens":',
+        b'"output_tokens":',
+        b'"cache_read_input_tokens":',
+        b'"reasoning_tokens":',
+        b'"cache_creation_input_tokens":',
+    ),
+    "gemini": (
+        b'"promptTokenCount":',
+        b'"candidatesTokenCount":',
+        b'"cachedContentTokenCount":',
+        b'"thoughtsTokenCount":',
+    ),
+}
 
 
 class Usage(NamedTuple):
@@ -28,6 +51,12 @@ class Usage(NamedTuple):
     completion: int
     cached: int
     reasoning: int
+
+    def merge(self, other: Usage | None) -> Usage:
+        """Field by field the larger (streams report running totals across events)."""
+        if other is None:
+            return self
+        return Usage(*(max(a, b) for a, b in zip(self, other, strict=True)))
 
 
 def _int_after(data: bytes, key: bytes) -> int:
@@ -44,9 +73,13 @@ def _int_after(data: bytes, key: bytes) -> int:
     return int(data[j:k]) if k > j else 0
 
 
-def usage_in(data: bytes | None) -> Usage | None:
-    """The usage figures in ``data`` (a body or one SSE event), or None if it has none."""
-    if not data or USAGE_MARK not in data:
+def usage_in(data: bytes | None, dialect: str = "openai") -> Usage | None:
+    """The usage figures in ``data`` (a body or one SSE event of ``dialect``), or None."""
+    keys = _KEYS.get(dialect)
+    if not data or keys is None or (keys[0] not in data and keys[1] not in data):
         return None
-    p, c, cached, r = (_int_after(data, k) for k in _KEYS)
-    return Usage(p, c, cached, r)
+    values = [_int_after(data, k) for k in keys]
+    prompt = values[0] + sum(values[4:])
+    if dialect == "anthropic":
+        prompt += values[2]
+    return Usage(prompt, values[1], values[2], values[3])

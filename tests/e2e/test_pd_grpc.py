@@ -197,3 +197,68 @@ def test_vllm_failure_on_either_leg_is_retried_on_a_new_pair(fleet: Fleet, clust
     good = [u for u, e in eps.items() if u != bad.url]
     assert all(eps[u]["total_failures"] == 0 for u in good)
     assert_idle(g)
+
+
+PLAIN_OUT = "<think>\n\n</think>\n\nThe capital of France is Paris. Ça va? 🌍 Yes.<|im_end|>"
+PLAIN_TEXT = "The capital of France is Paris. Ça va? 🌍 Yes."
+
+
+@pytest.fixture(scope="module")
+def chat_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """PD clusters behind the chat_template and tokenize filters (a real Qwen3 tokenizer)."""
+    from tests.support.tokenizer_assets import asset_dir
+
+    tmp = tmp_path_factory.mktemp("pd-grpc-chat")
+    tok_dir = str(asset_dir("qwen3"))
+    script = tmp / "plain.json"
+    script.write_text(json.dumps([PLAIN_OUT]))
+    with ExitStack() as stack:
+        sims: dict[str, PdSim] = {}
+        for style in ("sglang", "vllm"):
+            for role in ("prefill", "decode"):
+                extra = (
+                    ("--script", str(script), "--tokenizer", tok_dir) if role == "decode" else ()
+                )
+                sims[f"{style}-{role}"] = stack.enter_context(
+                    pd_sim(tmp, role, style, *extra, grpc_mode=True)
+                )
+        clusters = [
+            pd_cluster(
+                f"qwen3-{style}",
+                [sims[f"{style}-prefill"]],
+                [sims[f"{style}-decode"]],
+                style,
+                f"{style}_grpc",
+            )
+            for style in ("sglang", "vllm")
+        ]
+        doc = pd_gateway_config(clusters)
+        doc["models"] = {c["name"]: {"tokenizer": tok_dir} for c in clusters}
+        doc["filters"].update(
+            {"chat_template": {"type": "chat_template"}, "tokenize": {"type": "tokenize"}}
+        )
+        doc["listeners"][0]["filters"] = ["request_id", "chat_template", "tokenize", "router"]
+        g = stack.enter_context(gateway(tmp, doc))
+        yield Fleet(g, sims)
+
+
+@pytest.mark.parametrize("style", ["sglang", "vllm"])
+def test_chat_through_a_grpc_pair_stream_and_whole(chat_fleet: Fleet, style: str) -> None:
+    import openai
+
+    g = chat_fleet.g
+    p, d = chat_fleet.sims[f"{style}-prefill"], chat_fleet.sims[f"{style}-decode"]
+    c = openai.OpenAI(base_url=g.url + "/v1", api_key="unused", max_retries=0, timeout=20)
+    msgs: Any = [{"role": "user", "content": "What is the capital of France?"}]
+    whole = c.chat.completions.create(model=f"qwen3-{style}", messages=msgs)
+    assert whole.choices[0].message.content == PLAIN_TEXT  # the decode leg's tokens
+    assert whole.choices[0].finish_reason == "stop"
+    text = "".join(
+        ch.choices[0].delta.content or ""
+        for ch in c.chat.completions.create(model=f"qwen3-{style}", messages=msgs, stream=True)
+        if ch.choices
+    )
+    assert text == PLAIN_TEXT
+    assert keys(p) == keys(d) and len(keys(d)) == 2
+    assert d.stats()["pd"]["pulls_ok"] == 2
+    assert_idle(g)

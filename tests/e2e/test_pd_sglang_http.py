@@ -65,7 +65,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             return stack.enter_context(pd_sim(tmp, role, "sglang", *extra))
 
         p_ok = start("prefill")
-        p_fail = start("prefill", "--fail-rate", "1")
+        p_fail = start("prefill", "--fail-rate", "1", "--fail-status", "500")
         p_hang = start("prefill", "--hang-rate", "1")
         p_slow = start("prefill", "--ttft-base-ms", "3000")
         d_ok = start("decode", "--itl-ms", "1")
@@ -266,7 +266,7 @@ def test_prefill_failure_without_retries_is_a_well_formed_error(fleet: Fleet) ->
         client(g).chat.completions.create(
             model="prefill-fails", messages=[{"role": "user", "content": PROMPT}]
         )
-    assert ei.value.status_code == 503
+    assert ei.value.status_code == 500
     assert ei.value.body is not None and "simulated failure" in json.dumps(ei.value.body)
     settle(lambda: fleet.d_ok.stats()["aborted"] == aborted0 + 1, "decode leg aborted")
     assert fleet.d_ok.stats()["running"] == 0

@@ -50,7 +50,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             return stack.enter_context(pd_sim(tmp, role, "vllm", *extra))
 
         p_ok = start("prefill")
-        p_fail = start("prefill", "--fail-rate", "1")
+        p_fail = start("prefill", "--fail-rate", "1", "--fail-status", "500")
         p_hang = start("prefill", "--hang-rate", "1")
         d_ok = start("decode", "--itl-ms", "1")
         d_fail = start("decode", "--fail-rate", "1")

@@ -145,3 +145,65 @@ def test_ejection_cap_is_per_group() -> None:
     pair.blame(pair.decode)
     c.record(pair, E503)
     assert not c.by_url[D1].available and c.by_url[D2].available  # the decode group's own cap
+
+
+def test_prefill_bucket_policy_sorts_by_prompt_length() -> None:
+    bucket = {
+        "type": "bucket",
+        "config": {
+            "buckets": [
+                {"max_prompt_tokens": 64, "endpoints": [P1]},
+                {"endpoints": [P2]},
+            ]
+        },
+    }
+    doc_pd = {
+        "prefill": {"endpoints": [{"url": P1, "bootstrap_port": 9001}, P2], "lb_policy": bucket},
+        "decode": {"endpoints": [D1, D2], "lb_policy": "least_request"},
+    }
+    cfg = _with_pd(doc_pd)
+    c = PdCluster(cfg, None, FakeClock())
+    short = PickContext(headers={}, body={"prompt": "x" * 40}, model=None, kind="completions")
+    long = PickContext(headers={}, body={"prompt": "x" * 4000}, model=None, kind="completions")
+    for _ in range(3):
+        assert pick_with(c, short).prefill.url == P1
+        assert pick_with(c, long).prefill.url == P2
+    assert "bucket" in c.last_reason and "least_request" in c.last_reason
+
+
+def test_cache_aware_prefill_keeps_a_prefix_on_one_prefill_endpoint() -> None:
+    c = PdCluster(
+        _with_pd(
+            {
+                "prefill": {"endpoints": [P1, P2], "lb_policy": "cache_aware"},
+                "decode": {"endpoints": [D1, D2]},
+            }
+        ),
+        None,
+        FakeClock(),
+    )
+    system = "You are a helpful assistant who knows everything about prefill. " * 8
+    first = pick_with(c, _chat(system + "question one")).prefill.url
+    for i in range(5):
+        pair = pick_with(c, _chat(system + f"question {i + 2}"))
+        assert pair.prefill.url == first  # prefix affinity on the prefill group
+
+
+def _chat(text: str) -> PickContext:
+    return PickContext(
+        headers={}, body={"messages": [{"role": "user", "content": text}]}, model=None, kind="chat"
+    )
+
+
+def pick_with(c: PdCluster, ctx: PickContext) -> PdPair:
+    pair = c.pick(ctx)
+    assert isinstance(pair, PdPair)
+    return pair
+
+
+def _with_pd(pd: dict[str, Any]) -> ClusterConfig:
+    doc: dict[str, Any] = {
+        "listeners": [{"name": "l", "address": "127.0.0.1:1", "routes": [{"cluster": "pd"}]}],
+        "clusters": [{"name": "pd", "pd": pd, "health_check": {"enabled": False}}],
+    }
+    return config_from_dict(doc, "test", env={}).clusters[0]

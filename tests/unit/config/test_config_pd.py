@@ -112,3 +112,16 @@ def test_each_groups_policy_config_is_checked_by_its_policy(load: Loader) -> Non
     assert len(issues) == 1
     assert issues[0].startswith("f.yaml:10: clusters[0].pd.prefill.lb_policy.config: ")
     assert "nope" in issues[0]
+
+
+def test_the_pd_example_is_valid() -> None:
+    from pathlib import Path
+
+    from smg.config.loader import load_config
+    from smg.runtime.checks import config_issues
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "configs" / "pd.yaml"
+    config = load_config(example, env={})
+    assert config_issues(config) == []
+    pd = config.clusters[0].pd
+    assert pd is not None and pd.prefill.lb_policy.type == "cache_aware"

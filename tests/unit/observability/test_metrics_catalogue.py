@@ -135,3 +135,32 @@ def test_grafana_dashboard_uses_only_catalogued_metrics() -> None:
             used.add(base)
             assert base in known, f"dashboard uses unknown metric {name} in {e}"
     assert len(used) >= 25
+
+
+def test_usage_figures_in_every_dialect() -> None:
+    anthropic_body = (
+        b'{"type":"message","usage":{"input_tokens":5,"cache_creation_input_tokens":3,'
+        b'"cache_read_input_tokens":20,"output_tokens":7}}'
+    )
+    assert tuple(usage_in(anthropic_body, "anthropic") or ()) == (28, 7, 20, 0)
+    gemini = (
+        b'{"usageMetadata":{"promptTokenCount":30,"candidatesTokenCount":4,'
+        b'"cachedContentTokenCount":16,"thoughtsTokenCount":2,"totalTokenCount":36}}'
+    )
+    assert tuple(usage_in(gemini, "gemini") or ()) == (30, 4, 16, 2)
+
+
+def test_anthropic_stream_usage_merges_start_and_delta() -> None:
+    from smg.observability.access import StreamStats
+
+    stats = StreamStats(fast.HistogramChild((0.1,)), "anthropic")
+    stats.chunk(
+        b'event: message_start\ndata: {"type":"message_start","message":{"usage":'
+        b'{"input_tokens":9,"cache_read_input_tokens":4,"output_tokens":1}}}\n\n'
+    )
+    stats.chunk(b'event: content_block_delta\ndata: {"delta":{"text":"say \\"x_tokens\\": 3"}}\n\n')
+    stats.chunk(
+        b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":12}}\n\n'
+    )
+    u = stats.usage_figures()
+    assert u is not None and tuple(u) == (13, 12, 4, 0)

@@ -16,6 +16,7 @@ from smg.openai_grpc.choice import Settings
 from smg.openai_grpc.render import OpenAIRenderer
 from smg.openai_grpc.resources import ModelResources, resources_for
 from smg.openai_grpc.tool_choice import forced_choice
+from smg.upstreams.grpc.state import ENGINE_EOS_IDS
 from smg.upstreams.grpc.types import GenerateChunk, TokenLogprob
 from tests.support.tokenizer_assets import asset_dir
 
@@ -66,6 +67,16 @@ def renderer(body: dict[str, Any], chat: bool = True, stream: bool = False) -> O
     )
 
 
+class Ctx:
+    """The one part of a RequestContext the renderer reads: its state."""
+
+    def __init__(self, **state: Any) -> None:
+        self.state = state
+
+    def get(self, key: Any, default: Any) -> Any:
+        return self.state.get(key.name, default)
+
+
 async def _iter(chunks: list[GenerateChunk]) -> AsyncIterator[GenerateChunk]:
     for c in chunks:
         yield c
@@ -77,7 +88,7 @@ def whole(body: dict[str, Any], outs: list[list[int]], chat: bool = True, **kw: 
         for i, o in enumerate(outs)
     ]
     r = renderer(body, chat)
-    resp = asyncio.run(r.render(cast(Any, None), _iter(chunks), False))
+    resp = asyncio.run(r.render(cast(Any, Ctx()), _iter(chunks), False))
     assert resp.body is not None
     doc = json.loads(resp.body)
     doc["created"] = 0
@@ -95,7 +106,7 @@ def streamed(body: dict[str, Any], outs: list[list[int]], chat: bool = True) -> 
         chunks.append(GenerateChunk(i, [], finish_reason="stop", prompt_tokens=7))
 
     async def run() -> list[bytes]:
-        resp = await renderer(body, chat, stream=True).render(cast(Any, None), _iter(chunks), True)
+        resp = await renderer(body, chat, stream=True).render(cast(Any, Ctx()), _iter(chunks), True)
         assert resp.stream is not None
         return [b async for b in resp.stream]
 
@@ -195,7 +206,7 @@ def test_length_finish_and_utf8_split() -> None:
     out = ids("🌍🌍")  # multi-byte characters span several byte-level tokens
     chunks = [GenerateChunk(0, out, finish_reason="length", completion_tokens=len(out))]
     r = renderer({"messages": []})
-    resp = asyncio.run(r.render(cast(Any, None), _iter(chunks), False))
+    resp = asyncio.run(r.render(cast(Any, Ctx()), _iter(chunks), False))
     assert resp.body is not None
     ch = json.loads(resp.body)["choices"][0]
     assert ch == {
@@ -234,3 +245,17 @@ def test_completions_and_logprobs() -> None:
     assert ch["logprobs"]["top_logprobs"] == [{"Hi": -0.5}, {" there": -0.5}]
     evs = streamed({"prompt": "x"}, [out], chat=False)
     assert "".join(e["choices"][0]["text"] for e in evs) == "Hi there"
+
+
+def test_engine_eos_ids_end_the_choice() -> None:
+    # The tokenizer dir knows <|im_end|>; the engine also stops on <|endoftext|> (151643),
+    # which the renderer learns from the adapter (state ENGINE_EOS_IDS) and never shows.
+    r = renderer({"messages": []}, True)  # chat: special tokens kept (as with parsers)
+    out = [*ids("Answer."), 151643, *ids("tail")]
+    chunks = [GenerateChunk(0, out, finish_reason="stop", prompt_tokens=7)]
+    ctx = Ctx(**{ENGINE_EOS_IDS.name: (151643,)})
+    resp = asyncio.run(r.render(cast(Any, ctx), _iter(chunks), False))
+    assert resp.body is not None
+    doc = json.loads(resp.body)
+    assert doc["choices"][0]["message"]["content"] == "Answer."
+    assert doc["usage"]["completion_tokens"] == len(ids("Answer.")) + 1

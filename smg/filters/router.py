@@ -23,6 +23,7 @@ from smg.filters.base import Filter, RequestContext
 from smg.observability import metrics
 from smg.protocol.request import GatewayResponse
 from smg.routing.retry import backoff_delay, should_retry
+from smg.upstreams.grpc.state import PROMPT_IDS
 
 
 class RouterFilter(Filter):
@@ -49,7 +50,14 @@ class RouterFilter(Filter):
             raise NotFound(f"No route for {req.path}.")
         ctx.route_name = route.name
         clusters = ctx.snapshot.clusters
-        pick_ctx = PickContext(headers=req.headers, body=req.json, model=req.model, kind=req.kind)
+        ids = ctx.get(PROMPT_IDS, None)
+        pick_ctx = PickContext(
+            headers=req.headers,
+            body=req.json,
+            model=req.model,
+            kind=req.kind,
+            token_ids=tuple(ids) if ids else None,
+        )
         first = route.pick_cluster()
         if not route.fallback:
             return await self._send(ctx, clusters[first], pick_ctx)

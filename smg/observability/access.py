@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from smg.filters.base import RequestContext
 from smg.observability import metrics
+from smg.observability.access_log import ACCESS_LOG
 from smg.observability.fast import CounterChild, GaugeChild, HistogramChild
 from smg.observability.usage import MARKS, USAGE_MARK, Usage, usage_in
 
@@ -34,15 +37,24 @@ class StreamStats:
         self.usage: bytes | None = None
         """The last chunk that carried usage figures."""
 
-    def chunk(self, data: bytes) -> None:
-        """One chunk was written to the client."""
-        now = time.monotonic()
-        if self.chunks:
-            self._itl.observe(now - self.last)
+    def chunk(
+        self,
+        data: bytes,
+        _now: Callable[[], float] = time.monotonic,
+        _bucket: Callable[[Sequence[float], float], int] = bisect.bisect_left,
+    ) -> None:
+        """One chunk was written to the client (runs per chunk: kept to a few operations)."""
+        now = _now()
+        n = self.chunks
+        if n:
+            gap = now - self.last
+            itl = self._itl  # HistogramChild.observe, inlined
+            itl.counts[_bucket(itl.bounds, gap)] += 1
+            itl.sum += gap
         else:
             self.first = now
         self.last = now
-        self.chunks += 1
+        self.chunks = n + 1
         if self._mark in data:
             if self.first_usage is None:
                 self.first_usage = data
@@ -229,13 +241,8 @@ def _log_line(
         extra["prompt_tokens"] = usage.prompt
         extra["completion_tokens"] = usage.completion
         extra["cached_tokens"] = usage.cached
-    log.info(
-        "%s %s %s -> %s %d %.1fms",
-        req.method,
-        req.path,
-        req.model,
-        ctx.endpoint_url,
-        status,
-        duration * 1000.0,
-        extra=extra,
+    msg = (
+        f"{req.method} {req.path} {req.model} -> {ctx.endpoint_url} {status} "
+        f"{duration * 1000.0:.1f}ms"
     )
+    ACCESS_LOG.write(msg, extra)

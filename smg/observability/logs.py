@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from smg.observability.access_log import ACCESS_LOG
+
 _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()) | {
     "message",
     "asctime",
@@ -45,4 +47,5 @@ def setup_logging(level: str, json: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    ACCESS_LOG.configure(json)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

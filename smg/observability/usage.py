@@ -9,6 +9,7 @@ less than decoding a body the gateway otherwise relays untouched.
 
 from __future__ import annotations
 
+import re
 from typing import Final, NamedTuple
 
 USAGE_MARK: Final = b'"prompt_tokens":'
@@ -59,26 +60,36 @@ class Usage(NamedTuple):
         return Usage(*(max(a, b) for a, b in zip(self, other, strict=True)))
 
 
+# Usage objects are small: their other figures sit within this many bytes before the
+# first one looked for (``"usage":{"prompt_tokens": ...``).
+_BACK: Final = 120
+_NUMBER: Final = re.compile(rb"[ \t\r\n]*(\d+)")
+
+
 def _int_after(data: bytes, key: bytes) -> int:
     i = data.rfind(key)
     if i < 0:
         return 0
-    j = i + len(key)
-    end = len(data)
-    while j < end and data[j] in b" \t\r\n":
-        j += 1
-    k = j
-    while k < end and 48 <= data[k] <= 57:
-        k += 1
-    return int(data[j:k]) if k > j else 0
+    m = _NUMBER.match(data, i + len(key))
+    return int(m.group(1)) if m else 0
 
 
 def usage_in(data: bytes | None, dialect: str = "openai") -> Usage | None:
-    """The usage figures in ``data`` (a body or one SSE event of ``dialect``), or None."""
+    """The usage figures in ``data`` (a body or one SSE event of ``dialect``), or None.
+
+    Only the tail holding the usage object is searched; where a figure appears more
+    than once (SGLang ``meta_info`` per choice) the last one counts.
+    """
     keys = _KEYS.get(dialect)
-    if not data or keys is None or (keys[0] not in data and keys[1] not in data):
+    if not data or keys is None:
         return None
-    values = [_int_after(data, k) for k in keys]
+    i = data.rfind(keys[0])
+    j = data.rfind(keys[1])
+    if i < 0 and j < 0:
+        return None
+    first = j if i < 0 else (i if j < 0 else min(i, j))
+    tail = data[max(0, first - _BACK) :]
+    values = [_int_after(tail, k) for k in keys]
     prompt = values[0] + sum(values[4:])
     if dialect == "anthropic":
         prompt += values[2]

@@ -18,6 +18,7 @@ from pathlib import Path
 from smg.admin.server import start_admin
 from smg.config.model import Config
 from smg.observability import fast, metrics
+from smg.observability.access_log import ACCESS_LOG
 from smg.observability.workers import serve_worker_metrics
 from smg.runtime.manager import RuntimeManager
 from smg.runtime.state_metrics import state_rows
@@ -69,6 +70,7 @@ async def serve(
     grace = manager.current.config.server.shutdown_grace_period
     log.info("draining (grace %.1fs)", grace)
     await manager.shutdown(grace)
+    ACCESS_LOG.flush()
     if admin is not None:
         await admin.cleanup()
     return 0

@@ -12,6 +12,7 @@ import http.client
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, cast
 
 import openai
@@ -223,3 +224,51 @@ def test_client_disconnect_aborts(env: tuple[Gateway, dict[str, str]]) -> None:
     assert value(fams, "smg_upstream_cancellations_total") >= 1
     assert value(fams, "smg_tokens_after_cancel_total") >= 0
     assert value(fams, "smg_tokenizer_cache_lookups_total", result="miss") >= 1
+
+
+def test_cache_aware_routes_on_token_ids(tmp_path: Path) -> None:
+    """In gRPC mode the prefix tree holds the prompt's token ids: a growing conversation
+    stays where its prefix is cached, and the predicted cached tokens are exact ids."""
+    tok_dir = str(asset_dir("qwen3"))
+    script = tmp_path / "plain.json"
+    script.write_text(json.dumps([PLAIN_OUT]))
+    with ExitStack() as stack:
+        urls = [
+            stack.enter_context(grpc_sim(tmp_path, "--script", str(script), "--tokenizer", tok_dir))
+            for _ in range(2)
+        ]
+        doc = gateway_config([], free_port(), free_port())
+        doc["models"] = {"qwen3": {"tokenizer": tok_dir}}
+        doc["filters"].update(
+            {"chat_template": {"type": "chat_template"}, "tokenize": {"type": "tokenize"}}
+        )
+        lst = doc["listeners"][0]
+        lst["filters"] = ["request_id", "chat_template", "tokenize", "router"]
+        lst["route_header"] = True
+        doc["clusters"] = [
+            {"name": "pool", "protocol": "vllm_grpc", "endpoints": urls, "lb_policy": "cache_aware"}
+        ]
+        g = stack.enter_context(gateway(tmp_path, doc))
+        client = openai.OpenAI(base_url=g.url + "/v1", api_key="x", max_retries=0, timeout=10)
+        messages: list[Any] = [
+            {"role": "system", "content": "You are a meticulous travel planner. " * 30},
+        ]
+        routes = []
+        for turn in range(3):
+            messages.append({"role": "user", "content": f"Plan day {turn} in Lisbon."})
+            raw = client.chat.completions.with_raw_response.create(
+                model="qwen3", messages=messages, max_tokens=8
+            )
+            routes.append(raw.headers["x-smg-route"])
+            messages.append(
+                {"role": "assistant", "content": raw.parse().choices[0].message.content}
+            )
+        endpoints = {r.split("; ")[1] for r in routes}
+        assert len(endpoints) == 1, routes
+        assert all("cache_aware; hit=" in r for r in routes[1:]), routes
+        fams = scrape(g.admin)
+        predicted = value(fams, "smg_cache_predicted_tokens_total")
+        reported = value(fams, "smg_cache_reported_tokens_total")
+        # Exact ids: the engine's cache (whole 16-token blocks) is never above the prediction,
+        # and close to it (characters / 4 guesses would not be).
+        assert 0 < reported <= predicted < reported + 2 * 16 * 2

@@ -23,6 +23,14 @@ class PickContext:
     """The request kind (``chat``, ``completions``, ``generate``, ``embeddings``)."""
     note: Any = None
     """What the last pick predicted for this request (read back by ``observe``)."""
+    token_ids: tuple[int, ...] | None = None
+    """gRPC mode: the prompt as the engine will see it, in token ids (the tokenize filter's)."""
+
+    def routed_key(self) -> str | tuple[int, ...]:
+        """What prefix-aware policies match on: the token ids when the gateway has them
+        (gRPC mode: exactly the engine's prefix), else the routed text."""
+        ids = self.token_ids
+        return ids if ids else self.routed_text()
 
     def routed_text(self) -> str:
         """The conversation text to route on, computed once and only if a policy asks."""

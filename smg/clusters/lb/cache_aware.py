@@ -18,11 +18,13 @@ went to. For a new request:
 5. The prompt is inserted under the chosen endpoint. Retries pass the failed
    endpoints in ``exclude``; they are never chosen again for that request.
 
-The routed text is the whole conversation (``PickContext.routed_text()``), computed only
+The routing key is the whole conversation: in gRPC mode the prompt's token ids as the
+tokenize filter produced them (exactly the engine's prefix, so predicted cached tokens
+are exact), otherwise the routed text (``PickContext.routed_key()``), computed only
 when this policy asks for it. ``observe`` compares the prediction with the engine's
 reported cached tokens (``clusters/prefix/validation.py``).
 
-The tree is bounded by ``max_tree_size`` characters in total (all endpoints together).
+The tree is bounded by ``max_tree_size`` characters (or tokens) in total (all endpoints together).
 Eviction is inline and O(1) per node on the insert that crosses the bound; every
 ``eviction_interval`` a background task also trims the tree to 90% of the bound in
 small slices, so that steady traffic rarely pays for eviction on the request path.
@@ -168,7 +170,7 @@ class CacheAware:
             self._reason = "cache_aware; no_endpoint"
             return None
         retry = f"; retry {len(exclude)}" if exclude else ""
-        text = ctx.routed_text()
+        text = ctx.routed_key()
         if not text:
             ctx.note = None
             return self._decide(least, "no_text", f"cache_aware; no_text{retry}")
@@ -205,7 +207,7 @@ class CacheAware:
             reason = f"cache_aware; {kind}{retry}"
         url = chosen.endpoint.url
         self.tree.insert_at(path, url)
-        ctx.note = Prediction(url, estimated_tokens(matched))
+        ctx.note = Prediction(url, estimated_tokens(matched, isinstance(text, str)))
         return self._decide(chosen, kind, reason)
 
     def _by_url(self, endpoints: Sequence[EndpointState]) -> dict[str, EndpointState]:

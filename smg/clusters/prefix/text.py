@@ -6,8 +6,8 @@ the tool definitions first because templates put them in the system preamble. On
 prefix relations matter for routing, so the exact template is not needed: two requests
 share a routed prefix exactly when they share the messages (and tools) up to that point.
 Completions route on the prompt, SGLang ``/generate`` on ``text``, embeddings on ``input``;
-a batch routes on its first prompt. Token-id prompts are not routed on here (gRPC mode
-will route on the ids themselves).
+a batch routes on its first prompt. In gRPC mode ``cache_aware`` routes on the prompt's
+token ids instead (``PickContext.routed_key``); token-id prompts are not routed on here.
 """
 
 from __future__ import annotations

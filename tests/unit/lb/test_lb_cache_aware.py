@@ -258,3 +258,20 @@ def test_background_trim_keeps_the_tree_below_the_bound(make_eps: MakeEndpoints)
 def test_bad_config_is_refused(config: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         create_policy("cache_aware", config)
+
+
+def test_grpc_mode_routes_on_token_ids_and_predicts_exact_tokens(
+    make_eps: MakeEndpoints,
+) -> None:
+    eps = make_eps(1, 1, 1)
+    lb = policy()
+    system = tuple(range(1000, 1300))  # a long shared system prompt, in token ids
+    first = PickContext({}, None, None, text="ignored text", token_ids=(*system, 7, 8))
+    home = lb.pick(eps, first)
+    assert home is not None
+    # The next turn shares 302 ids; the text differs entirely, and does not matter.
+    turn = PickContext({}, None, None, text="other", token_ids=(*system, 7, 8, 9, 10))
+    assert lb.pick(eps, turn) is home
+    assert lb.reason().startswith("cache_aware; hit=")
+    note = turn.note
+    assert isinstance(note, Prediction) and note.tokens == 302  # ids, not characters / 4

@@ -60,7 +60,7 @@ async def write_response(
     if resp.dialect != dialect:
         encode_response(ctx.request, resp)
     stream = resp.stream
-    sent = start_stream(ctx).chunk
+    sent = start_stream(ctx)
     try:
         await out.prepare(request)
         try:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from smg.filters.base import RequestContext
-from smg.observability import metrics
+from smg.observability import fast, metrics
 from smg.observability.access_log import ACCESS_LOG
 from smg.observability.fast import CounterChild, GaugeChild, HistogramChild
 from smg.observability.usage import MARKS, USAGE_MARK, Usage, usage_in
@@ -166,11 +166,26 @@ def listener_stats(name: str) -> ListenerStats:
     return st
 
 
-def start_stream(ctx: RequestContext) -> StreamStats:
-    """Begin timing a streamed answer of ``ctx``."""
-    route = listener_stats(ctx.listener.config.name).route(ctx.route_name or "")
-    stats = ctx.stream_stats = StreamStats(route.itl, ctx.request.dialect)
-    return stats
+_UNCOUNTED = HistogramChild((1.0,))
+"""Where inter-token gaps go when metrics are off (the access line still wants TTFT)."""
+
+
+def _ignore(data: bytes) -> None:
+    """Chunk hook when neither metrics nor access lines want stream timing."""
+
+
+def start_stream(ctx: RequestContext) -> Callable[[bytes], None]:
+    """Begin timing a streamed answer of ``ctx``; returns the per-chunk hook."""
+    if not fast.enabled() and not (
+        ctx.snapshot.config.logging.access_log and log.isEnabledFor(logging.INFO)
+    ):
+        return _ignore
+    if fast.enabled():
+        itl = listener_stats(ctx.listener.config.name).route(ctx.route_name or "").itl
+    else:
+        itl = _UNCOUNTED
+    stats = ctx.stream_stats = StreamStats(itl, ctx.request.dialect)
+    return stats.chunk
 
 
 def record(ctx: RequestContext, stats: ListenerStats, access_log: bool) -> None:
@@ -181,33 +196,42 @@ def record(ctx: RequestContext, stats: ListenerStats, access_log: bool) -> None:
     route_name = ctx.route_name or ""
     req = ctx.request
     model = req.model or ""
-    stats.request(route_name, model, status)
-    route = stats.route(route_name)
-    route.duration.observe(duration)
-    stats.body_bytes.observe(len(req.body))
-    err = ctx.error
-    if err is not None:
-        stats.error(err.kind, err.blame)
-    if ctx.client_disconnected:
-        stats.disconnects.inc()
+    logged = access_log and log.isEnabledFor(logging.INFO)
     stream = ctx.stream_stats
-    ttft: float | None = None
-    if stream is not None:
-        route.streamed.inc()
-        if stream.chunks:
-            route.chunks.inc(stream.chunks)
-            ttft = stream.first - ctx.started
-            route.ttft.observe(ttft)
-        usage = stream.usage_figures()
-    else:
-        usage = usage_in(ctx.response_body, ctx.response_dialect)
-    if usage is not None:
-        stats.tokens(model, usage)
-    if stream is not None and stream.chunks > 1:
-        outputs = usage.completion if usage is not None and usage.completion > 1 else 0
-        steps = (outputs or stream.chunks) - 1
-        route.tpot.observe((stream.last - stream.first) / steps)
-    if access_log and log.isEnabledFor(logging.INFO):
+    ttft = None
+    if stream is not None and stream.chunks:
+        ttft = stream.first - ctx.started
+    usage: Usage | None = None
+    if fast.enabled():
+        stats.request(route_name, model, status)
+        route = stats.route(route_name)
+        route.duration.observe(duration)
+        stats.body_bytes.observe(len(req.body))
+        err = ctx.error
+        if err is not None:
+            stats.error(err.kind, err.blame)
+        if ctx.client_disconnected:
+            stats.disconnects.inc()
+        if stream is not None:
+            route.streamed.inc()
+            if ttft is not None:
+                route.chunks.inc(stream.chunks)
+                route.ttft.observe(ttft)
+            usage = stream.usage_figures()
+        else:
+            usage = usage_in(ctx.response_body, ctx.response_dialect)
+        if usage is not None:
+            stats.tokens(model, usage)
+        if stream is not None and stream.chunks > 1:
+            outputs = usage.completion if usage is not None and usage.completion > 1 else 0
+            steps = (outputs or stream.chunks) - 1
+            route.tpot.observe((stream.last - stream.first) / steps)
+    elif logged:
+        if stream is not None:
+            usage = stream.usage_figures()
+        else:
+            usage = usage_in(ctx.response_body, ctx.response_dialect)
+    if logged:
         _log_line(ctx, stats.name, status, duration, ttft, usage)
 
 
@@ -220,7 +244,13 @@ def _log_line(
     usage: Usage | None,
 ) -> None:
     req = ctx.request
-    extra: dict[str, Any] = {
+    latency_ms = duration * 1000.0
+    doc: dict[str, Any] = {
+        "ts": "",
+        "level": "info",
+        "logger": "smg.access",
+        "msg": f"{req.method} {req.path} {req.model} -> {ctx.endpoint_url} {status} "
+        f"{latency_ms:.1f}ms",
         "request_id": ctx.request_id,
         "listener": listener,
         "route": ctx.route_name or "",
@@ -229,7 +259,7 @@ def _log_line(
         "lb_reason": ctx.route_reason,
         "model": req.model,
         "status": status,
-        "latency_ms": round(duration * 1000.0, 3),
+        "latency_ms": round(latency_ms, 3),
         "ttft_ms": None if ttft is None else round(ttft * 1000.0, 3),
         "attempts": ctx.attempts,
         "retries": max(ctx.attempts - 1, 0),
@@ -238,11 +268,7 @@ def _log_line(
         "client_disconnected": ctx.client_disconnected,
     }
     if usage is not None:
-        extra["prompt_tokens"] = usage.prompt
-        extra["completion_tokens"] = usage.completion
-        extra["cached_tokens"] = usage.cached
-    msg = (
-        f"{req.method} {req.path} {req.model} -> {ctx.endpoint_url} {status} "
-        f"{duration * 1000.0:.1f}ms"
-    )
-    ACCESS_LOG.write(msg, extra)
+        doc["prompt_tokens"] = usage.prompt
+        doc["completion_tokens"] = usage.completion
+        doc["cached_tokens"] = usage.cached
+    ACCESS_LOG.write(doc)

@@ -51,15 +51,15 @@ class AccessLog:
             self._stamp = time.strftime(fmt, time.gmtime(now) if self.json else time.localtime(now))
         return self._stamp, int((now - second) * 1000)
 
-    def write(self, msg: str, fields: dict[str, Any]) -> None:
-        """Queue one access line."""
+    def write(self, doc: dict[str, Any]) -> None:
+        """Queue one access line: ``doc`` starts with ``ts``, ``level``, ``logger``, ``msg``
+        (``ts`` is filled in here), then the request's fields."""
         stamp, ms = self._time()
         if self.json:
-            doc = {"ts": f"{stamp}.{ms:03d}Z", "level": "info", "logger": "smg.access", "msg": msg}
-            doc.update(fields)
+            doc["ts"] = f"{stamp}.{ms:03d}Z"
             line = orjson.dumps(doc, default=str) + b"\n"
         else:
-            line = f"{stamp},{ms:03d} INFO smg.access: {msg}\n".encode()
+            line = f"{stamp},{ms:03d} INFO smg.access: {doc['msg']}\n".encode()
         self._lines.append(line)
         self._size += len(line)
         if self._size >= FLUSH_SIZE:

@@ -39,6 +39,11 @@ def set_enabled(enabled: bool) -> None:
     _enabled = enabled
 
 
+def enabled() -> bool:
+    """Are metric updates recorded (``server.metrics``)?"""
+    return _enabled
+
+
 class _NoopChild:
     """Accepts every update and keeps nothing."""
 

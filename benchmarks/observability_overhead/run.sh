@@ -10,6 +10,6 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 RES="${1:-$HERE/results-$(date +%Y%m%d-%H%M%S)}"
-TARGETS="direct ours-obs ours-bare" SKIP_FLUSH=1 ROUNDS="${ROUNDS:-4}" SSE_ROUNDS="${SSE_ROUNDS:-4}" \
+TARGETS="${TARGETS:-ours-obs ours-bare}" SKIP_FLUSH=1 ROUNDS="${ROUNDS:-4}" SSE_ROUNDS="${SSE_ROUNDS:-4}" \
   SMG_SNAPSHOT=1 "$HERE/../proxy_overhead/run.sh" "$RES" > "$RES.log" 2>&1 || true
 python3 "$HERE/compare.py" "$RES" | tee "$RES/observability.md"

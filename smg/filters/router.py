@@ -50,13 +50,12 @@ class RouterFilter(Filter):
             raise NotFound(f"No route for {req.path}.")
         ctx.route_name = route.name
         clusters = ctx.snapshot.clusters
-        ids = ctx.get(PROMPT_IDS, None)
         pick_ctx = PickContext(
             headers=req.headers,
             body=req.json,
             model=req.model,
             kind=req.kind,
-            token_ids=tuple(ids) if ids else None,
+            token_ids=ctx.get(PROMPT_IDS, None),
         )
         first = route.pick_cluster()
         if not route.fallback:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from smg.observability import fast, metrics
+from smg.observability.scraped import StateMetric
 
 
 class MetricDoc(NamedTuple):
@@ -33,7 +34,7 @@ def catalogue() -> list[MetricDoc]:
                     name, value.type_name, value.labelnames, value.documentation, "event", merge
                 )
             )
-        elif isinstance(value, metrics.StateMetric):
+        elif isinstance(value, StateMetric):
             out.append(
                 MetricDoc(
                     value.name,

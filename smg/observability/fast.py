@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterator, Sequence
-from typing import ClassVar, Generic, TypeVar, cast
+from typing import ClassVar, Generic, Literal, TypeVar, cast
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import (
@@ -168,10 +168,25 @@ class GaugeChild:
         self.value = value
 
 
+Merge = Literal["sum", "max", "min"]
+"""How a gauge merges across worker processes (``smg.observability.workers``)."""
+
+
 class FastGauge(_Family[GaugeChild]):
-    """A gauge family."""
+    """A gauge family; ``merge`` says how worker processes' values combine."""
 
     type_name = "gauge"
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = REGISTRY,
+        merge: Merge = "sum",
+    ) -> None:
+        self.merge: Merge = merge
+        super().__init__(name, documentation, labelnames, registry)
 
     def _new_child(self) -> GaugeChild:
         return GaugeChild()

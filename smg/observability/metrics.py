@@ -18,19 +18,15 @@ gauges merge as their ``merge`` rule says (``sum`` by default).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from prometheus_client import REGISTRY
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from smg.observability.fast import FastCounter as Counter
 from smg.observability.fast import FastGauge as Gauge
 from smg.observability.fast import FastHistogram as Histogram
-
-Merge = Literal["sum", "max", "min"]
+from smg.observability.fast import Merge
+from smg.observability.scraped import StateCollector, StateMetric, StateSource
 
 _LATENCY: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
@@ -221,6 +217,7 @@ CACHE_PREDICTION_RATIO: Final = Gauge(
     "Reported / predicted cached tokens over the endpoint's recent answers (1: the routing "
     "tree models the engine's cache; near 0: predicted hits that did not happen).",
     ["cluster", "endpoint"],
+    merge="max",
 )
 
 # ---------------------------------------------------------------- filters
@@ -278,35 +275,23 @@ CONFIG_RELOADS: Final = Counter(
     "smg_config_reloads_total", "Config reload attempts by result.", ["result"]
 )
 CONFIG_VERSION: Final = Gauge(
-    "smg_config_version_info", "The config version in force (value 1).", ["version"]
+    "smg_config_version_info",
+    "The config version in force (value 1).",
+    ["version"],
+    merge="max",
 )
 CONFIG_LAST_RELOAD: Final = Gauge(
     "smg_config_last_reload_timestamp_seconds",
     "Unix time of the last reload attempt, by result.",
     ["result"],
+    merge="max",
 )
 BUILD_INFO: Final = Gauge(
-    "smg_build_info", "The gateway's version (value 1).", ["version", "python"]
+    "smg_build_info",
+    "The gateway's version (value 1).",
+    ["version", "python"],
+    merge="max",
 )
-
-GAUGE_MERGE: Final[dict[str, Merge]] = {
-    "smg_cache_prediction_ratio": "max",
-    "smg_config_version_info": "max",
-    "smg_config_last_reload_timestamp_seconds": "max",
-    "smg_build_info": "max",
-}
-"""How a gauge above merges across worker processes when it is not a plain sum."""
-
-
-@dataclass(frozen=True, slots=True)
-class StateMetric:
-    """A gauge (or a counter kept by a live object) read at scrape time."""
-
-    name: str
-    documentation: str
-    labels: tuple[str, ...]
-    merge: Merge = "sum"
-    kind: Literal["gauge", "counter"] = "gauge"
 
 
 _EP: Final = ("cluster", "endpoint")
@@ -395,51 +380,6 @@ WORKER_PROCESSES: Final = StateMetric(
     (),
 )
 
-STATE_METRICS: Final = (
-    ENDPOINT_IN_FLIGHT,
-    ENDPOINT_HEALTHY,
-    ENDPOINT_WEIGHT,
-    CIRCUIT_STATE,
-    UPSTREAM_CONNECTIONS,
-    ENGINE_RUNNING,
-    ENGINE_WAITING,
-    ENGINE_KV_USAGE,
-    ENGINE_CACHE_HIT_RATE,
-    PREFIX_TREE_SIZE,
-    PREFIX_TREE_EVICTIONS,
-    CLUSTER_ENDPOINTS,
-    TOKENIZER_CACHE,
-    ADMISSION_QUEUE_DEPTH,
-    ADMISSION_ACTIVE,
-    WORKER_PROCESSES,
-)
-
-StateRow = tuple[StateMetric, tuple[str, ...], float]
-"""One sample of a state gauge: the spec, its label values, the value."""
-StateSource = Callable[[], Iterable[StateRow]]
-
-
-class StateCollector(Collector):
-    """Turns rows from a source into the state gauge families at scrape time."""
-
-    def __init__(self, source: StateSource) -> None:
-        self._source = source
-
-    def collect(self) -> Iterator[Metric]:
-        """Rows → one family per state metric (empty families included)."""
-        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
-            g.name: (
-                GaugeMetricFamily(g.name, g.documentation, labels=list(g.labels))
-                if g.kind == "gauge"
-                else CounterMetricFamily(g.name, g.documentation, labels=list(g.labels))
-            )
-            for g in STATE_METRICS
-        }
-        for spec, labels, value in self._source():
-            families[spec.name].add_metric(list(labels), value)
-        yield from families.values()
-
-
 _state_collector: StateCollector | None = None
 
 
@@ -448,7 +388,7 @@ def register_state_source(source: StateSource) -> None:
     global _state_collector
     if _state_collector is not None:
         REGISTRY.unregister(_state_collector)
-    _state_collector = StateCollector(source)
+    _state_collector = StateCollector(source, _state_metrics())
     REGISTRY.register(_state_collector)
 
 
@@ -464,9 +404,23 @@ def reload_attempted(result: str) -> None:
     CONFIG_LAST_RELOAD.labels(result).set(time.time())
 
 
+def _state_metrics() -> tuple[StateMetric, ...]:
+    return tuple(v for v in globals().values() if isinstance(v, StateMetric))
+
+
 def merge_rule(name: str) -> Merge:
-    """How gauge family ``name`` merges across worker processes."""
-    for g in STATE_METRICS:
-        if g.name == name:
-            return g.merge
-    return GAUGE_MERGE.get(name, "sum")
+    """How gauge family ``name`` merges across worker processes (its declared rule)."""
+    rule = _MERGE.get(name)
+    if rule is None:
+        rule = _MERGE[name] = next(
+            (
+                v.merge
+                for v in globals().values()
+                if isinstance(v, StateMetric | Gauge) and v.name == name
+            ),
+            "sum",
+        )
+    return rule
+
+
+_MERGE: dict[str, Merge] = {}

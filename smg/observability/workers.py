@@ -25,7 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 
-from smg.observability.metrics import Merge, merge_rule
+from smg.observability.fast import Merge
+from smg.observability.metrics import merge_rule
 
 log = logging.getLogger("smg.observability")
 

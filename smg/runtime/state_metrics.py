@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 from smg.filters.admission import AdmissionFilter
 from smg.observability import metrics as m
-from smg.observability.metrics import StateRow
+from smg.observability.scraped import StateRow
 from smg.openai_grpc.resources import loaded_tokenizers
 from smg.runtime.snapshot import Snapshot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from smg.sim import metrics, openai_api, sglang_api
+from smg.sim import embeddings_api, metrics, openai_api, sglang_api
 from smg.sim.engine import Engine
 from smg.sim.http import PROMETHEUS, TEXT, HttpConnection, Request
 from smg.sim.params import BadRequest, error_body
@@ -41,7 +41,7 @@ def _flush_cache(engine: Engine, req: Request, conn: HttpConnection) -> None:
 ROUTES: dict[str, dict[str, Handler]] = {
     "/v1/chat/completions": {"POST": openai_api.chat},
     "/v1/completions": {"POST": openai_api.completions},
-    "/v1/embeddings": {"POST": openai_api.embeddings},
+    "/v1/embeddings": {"POST": embeddings_api.embeddings},
     "/v1/models": {"GET": openai_api.models},
     "/generate": {"POST": sglang_api.generate},
     "/get_model_info": {"GET": sglang_api.model_info},

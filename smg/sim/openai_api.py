@@ -1,9 +1,9 @@
-"""OpenAI-compatible endpoints as vLLM serves them: chat, completions, embeddings, models."""
+"""OpenAI-compatible endpoints as vLLM serves them: chat, completions, models.
+
+Embeddings are in ``embeddings_api``."""
 
 from __future__ import annotations
 
-import base64
-import struct
 import time
 from typing import Any
 
@@ -13,9 +13,9 @@ from smg.sim import tool_calls
 from smg.sim.engine import Engine, Job
 from smg.sim.http import HttpConnection, Request, header_lines
 from smg.sim.jobs import check_context, launch
-from smg.sim.params import BadRequest, load_json, opt_bool, opt_int, opt_str, prompts_of
+from smg.sim.params import BadRequest, load_json, opt_bool, opt_int, prompts_of
 from smg.sim.runner import Process
-from smg.sim.tokens import VOCAB_JSON, count_tokens, detokenize, embedding, render_chat
+from smg.sim.tokens import VOCAB_JSON, count_tokens, detokenize, render_chat
 
 _DONE = b"data: [DONE]\n\n"
 # A placeholder string whose JSON encoding marks where a token's text goes.
@@ -237,58 +237,12 @@ class CompletionRenderer(_Streamer):
         )
 
 
-class EmbeddingRenderer:
-    """An OpenAI ``list`` of ``embedding`` objects (never streamed)."""
-
-    def __init__(self, seed: int, dim: int, b64: bool) -> None:
-        self.seed = seed
-        self.dim = dim
-        self.b64 = b64
-
-    def stream_head(self, job: Job) -> bytes:
-        """Unused: embeddings are not streamed."""
-        return b""
-
-    def stream_step(self, job: Job, pos: int) -> bytes:
-        """Unused: embeddings are not streamed."""
-        return b""
-
-    def stream_steps(self, job: Job, start: int, stop: int) -> bytes:
-        """Unused: embeddings are not streamed."""
-        return b""
-
-    def stream_tail(self, job: Job) -> bytes:
-        """Unused: embeddings are not streamed."""
-        return b""
-
-    def _vector(self, prompt: bytes) -> list[float] | str:
-        vec = embedding(self.seed, prompt, self.dim)
-        if self.b64:
-            return base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
-        return vec
-
-    def body(self, job: Job) -> bytes:
-        """The embeddings response."""
-        return orjson.dumps(
-            {
-                "id": job.request_id,
-                "object": "list",
-                "created": job.created,
-                "model": job.model,
-                "data": [
-                    {"index": i, "object": "embedding", "embedding": self._vector(p)}
-                    for i, p in enumerate(job.prompts)
-                ],
-                "usage": {"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens},
-            }
-        )
-
-
 _CHAT = ChatRenderer()
 _COMPLETION = CompletionRenderer()
 
 
-def _identify(engine: Engine, req: Request, body: dict[str, Any], job: Job, prefix: str) -> None:
+def identify(engine: Engine, req: Request, body: dict[str, Any], job: Job, prefix: str) -> None:
+    """Model, request id, creation time and prompt tokens of a job (every endpoint)."""
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise BadRequest("'model' must be a string.", param="model", code="invalid_type")
@@ -356,7 +310,7 @@ def chat(engine: Engine, req: Request, conn: HttpConnection) -> Process | None:
             return None
     job = Job(_CHAT, "", "", [prompt])
     _sampling(body, job)
-    _identify(engine, req, body, job, "chatcmpl")
+    identify(engine, req, body, job, "chatcmpl")
     check_context(engine, job, "messages")
     if engine.pd is not None:
         job.pd = engine.pd.accept(body, job)
@@ -368,26 +322,10 @@ def completions(engine: Engine, req: Request, conn: HttpConnection) -> Process |
     body = load_json(req)
     job = Job(_COMPLETION, "", "", prompts_of(body.get("prompt"), "prompt"))
     _sampling(body, job)
-    _identify(engine, req, body, job, "cmpl")
+    identify(engine, req, body, job, "cmpl")
     check_context(engine, job, "prompt")
     if engine.pd is not None:
         job.pd = engine.pd.accept(body, job)
-    return launch(engine, conn, job, req.path)
-
-
-def embeddings(engine: Engine, req: Request, conn: HttpConnection) -> Process | None:
-    """POST /v1/embeddings."""
-    body = load_json(req)
-    fmt = opt_str(body, "encoding_format") or "float"
-    if fmt not in ("float", "base64"):
-        raise BadRequest("'encoding_format' must be 'float' or 'base64'.", param="encoding_format")
-    dim = opt_int(body, "dimensions", 1, engine.cfg.embedding_dim) or engine.cfg.embedding_dim
-    renderer = EmbeddingRenderer(engine.cfg.seed, dim, fmt == "base64")
-    job = Job(renderer, "", "", prompts_of(body.get("input"), "input"))
-    job.generates = False
-    job.use_cache = False
-    _identify(engine, req, body, job, "embd")
-    check_context(engine, job, "input")
     return launch(engine, conn, job, req.path)
 
 

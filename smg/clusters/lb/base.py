@@ -23,14 +23,19 @@ class PickContext:
     """The request kind (``chat``, ``completions``, ``generate``, ``embeddings``)."""
     note: Any = None
     """What the last pick predicted for this request (read back by ``observe``)."""
-    token_ids: tuple[int, ...] | None = None
+    token_ids: Sequence[int] | None = None
     """gRPC mode: the prompt as the engine will see it, in token ids (the tokenize filter's)."""
 
     def routed_key(self) -> str | tuple[int, ...]:
         """What prefix-aware policies match on: the token ids when the gateway has them
-        (gRPC mode: exactly the engine's prefix), else the routed text."""
+        (gRPC mode: exactly the engine's prefix), else the routed text. Computed once, and
+        only if a policy asks (the ids become a tuple here, not for every request)."""
         ids = self.token_ids
-        return ids if ids else self.routed_text()
+        if not ids:
+            return self.routed_text()
+        if not isinstance(ids, tuple):
+            ids = self.token_ids = tuple(ids)
+        return ids
 
     def routed_text(self) -> str:
         """The conversation text to route on, computed once and only if a policy asks."""

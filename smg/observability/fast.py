@@ -81,6 +81,8 @@ class _Family(Collector, Generic[C]):
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
         self._children: dict[tuple[str, ...], C] = {}
+        self._lookup: dict[tuple[object, ...], C] = {}
+        """Children by label values as callers pass them (``200`` and ``"200"`` alike)."""
         if registry is not None:
             registry.register(self)
 
@@ -88,24 +90,34 @@ class _Family(Collector, Generic[C]):
         raise NotImplementedError
 
     def labels(self, *values: object) -> C:
-        """The child for these label values (created on first use)."""
-        if not _enabled:
-            return cast(C, _NOOP)
-        key = tuple(str(v) for v in values)
-        child = self._children.get(key)
+        """The child for these label values (created on first use).
+
+        The lookup is one dict access keyed by the values as given, cheap enough for the
+        request path; values are turned into strings only when a child is created.
+        """
+        child = self._lookup.get(values)
         if child is None:
+            if not _enabled:
+                return cast(C, _NOOP)
+            key = tuple(str(v) for v in values)
             if len(key) != len(self.labelnames):
                 raise ValueError(f"{self.name} takes labels {self.labelnames}, got {key}")
-            child = self._children[key] = self._new_child()
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self._new_child()
+            self._lookup[values] = child
         return child
 
     def remove(self, *values: object) -> None:
         """Forget one child (e.g. an endpoint that left)."""
-        self._children.pop(tuple(str(v) for v in values), None)
+        key = tuple(str(v) for v in values)
+        self._children.pop(key, None)
+        self._lookup = {k: c for k, c in self._lookup.items() if tuple(map(str, k)) != key}
 
     def clear(self) -> None:
         """Forget every child."""
         self._children.clear()
+        self._lookup.clear()
 
     def describe(self) -> list[Metric]:
         """The family without samples (lets the registry check for duplicate names)."""

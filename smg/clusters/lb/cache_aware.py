@@ -49,11 +49,11 @@ from smg.clusters.lb._config import (
     get_optional_int,
     get_str,
 )
-from smg.clusters.lb._decisions import Decisions
 from smg.clusters.lb.base import LoadBalancer, PickContext
 from smg.clusters.prefix.text import estimated_tokens
 from smg.clusters.prefix.tree import PrefixTree
 from smg.clusters.prefix.validation import CacheValidator, cached_tokens_in
+from smg.observability.cluster_stats import Decisions
 
 DEFAULT_MAX_TREE_SIZE = 1 << 26
 # The background pass trims to this share of the bound.

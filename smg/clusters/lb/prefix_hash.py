@@ -9,10 +9,10 @@ from typing import Any
 
 from smg.clusters.endpoint import EndpointState
 from smg.clusters.lb._config import check_keys, get_float, get_int
-from smg.clusters.lb._decisions import Decisions
 from smg.clusters.lb.base import PickContext
 from smg.clusters.lb.consistent_hash import _MASK64, _MEMO_SLACK, _MIX, stable_hash64
 from smg.clusters.lb.least_request import least_loaded
+from smg.observability.cluster_stats import Decisions
 
 
 class PrefixHash:

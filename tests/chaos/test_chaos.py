@@ -293,12 +293,13 @@ def test_shutdown_grace_period_bounds_the_drain(tmp_path: Path) -> None:
 def test_requests_cut_by_the_end_of_the_grace_period_get_an_openai_error(
     tmp_path: Path,
 ) -> None:
-    # Streams on the slow worker, non-streamed requests on the hanging one.
+    # Streams on the slow worker, non-streamed requests on the hanging one: round robin
+    # alternates, so the requests are staggered to reach the gateway in index order.
     with (
         workers(tmp_path, ("--itl-ms", "200"), ("--hang-rate", "1.0")) as ws,
         gateway(tmp_path, _grace_gateway_doc([w.url for w in ws])) as g,
     ):
-        reqs = [Request(i, i % 2 == 0, True, max_tokens=40) for i in range(4)]
+        reqs = [Request(i, i % 2 == 0, True, max_tokens=40, delay=0.05 * i) for i in range(4)]
         outcomes, _ = asyncio.run(_sigterm_during(g, reqs, 4))
         assert g.proc.popen.wait(10) == 0
         assert [o.kind for o in outcomes] == ["stream_error", "error"] * 2, outcomes

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,21 @@ def settle(pred: Any, what: str, timeout: float = 10.0) -> None:
     """Wait for a sim-side condition (aborts are seen a moment after the gateway acts)."""
     if not wait_until(pred, timeout):
         raise AssertionError(f"never happened: {what}")
+
+
+def leave_when(g: Gateway, path: str, body: dict[str, Any], ready: Callable[[], bool]) -> None:
+    """POST ``body`` and hang up, without reading the answer, once ``ready()`` holds.
+
+    Clients that leave after a fixed time may leave, on a loaded machine, before the
+    gateway sent a leg: waiting for the engines to see it keeps the test about leaving.
+    """
+    host, port = g.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        settle(ready, "legs reached their engines before the client left")
+    finally:
+        conn.close()
 
 
 def metric(g: Gateway, name: str, **labels: str) -> float:

@@ -125,17 +125,18 @@ async def run_legs(
 ) -> tuple[P, D]:
     """Both legs at once; the first failure cancels the other and is raised, blamed on its leg.
 
-    A cancellation of the caller (the client went away) cancels both legs and waits
-    until they stopped, so neither keeps running on its engine.
+    A cancellation of the caller (the client went away) cancels both legs, decode first,
+    and waits until they stopped, so neither keeps running on its engine.
     """
     p = asyncio.ensure_future(prefill)
     d = asyncio.ensure_future(decode)
     try:
         await asyncio.wait((p, d), return_when=asyncio.FIRST_EXCEPTION)
     except BaseException:
-        for task in (p, d):
+        # The decode leg first, and stopped before the prefill is touched: the decode
+        # engine then sees its client leave, not a failed KV transfer from the prefill.
+        for task in (d, p):
             task.cancel()
-        for task in (p, d):
             await _settle(task)
             if task.done() and not task.cancelled() and task.exception() is None:
                 abandon(task.result())

@@ -122,10 +122,13 @@ def assert_idle(g: Gateway) -> None:
         raise AssertionError(f"load not released: {busy}")
 
 
-def settle(pred: Any, what: str, timeout: float = 10.0) -> None:
+def settle(
+    pred: Any, what: str, detail: Callable[[], str] | None = None, timeout: float = 10.0
+) -> None:
     """Wait for a sim-side condition (aborts are seen a moment after the gateway acts)."""
     if not wait_until(pred, timeout):
-        raise AssertionError(f"never happened: {what}")
+        more = f" ({detail()})" if detail is not None else ""
+        raise AssertionError(f"never happened: {what}{more}")
 
 
 def leave_when(g: Gateway, path: str, body: dict[str, Any], ready: Callable[[], bool]) -> None:

@@ -6,7 +6,6 @@ import bisect
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from smg.filters.base import RequestContext
 from smg.observability import fast, metrics
@@ -82,13 +81,52 @@ class _Route:
         self.chunks = metrics.STREAM_CHUNKS.labels(listener, route)
 
 
+class _Cell:
+    """Everything one answered request of a (route, model, status) updates, looked up once."""
+
+    __slots__ = ("body_bytes", "duration", "requests", "route", "tokens")
+
+    def __init__(
+        self,
+        requests: CounterChild,
+        route: _Route,
+        body_bytes: HistogramChild,
+        tokens: tuple[CounterChild, ...],
+    ) -> None:
+        self.requests = requests
+        self.route = route
+        self.duration = route.duration
+        self.body_bytes = body_bytes
+        self.tokens = tokens
+
+    def count(
+        self,
+        seconds: float,
+        body: int,
+        usage: Usage | None,
+        _bucket: Callable[[Sequence[float], float], int] = bisect.bisect_left,
+    ) -> None:
+        """One request: its count, duration, body size and tokens (observations inlined:
+        this runs once per request and every call saved shows in the gateway's CPU)."""
+        self.requests.value += 1
+        h = self.duration
+        h.counts[_bucket(h.bounds, seconds)] += 1
+        h.sum += seconds
+        h = self.body_bytes
+        h.counts[_bucket(h.bounds, body)] += 1
+        h.sum += body
+        if usage is not None:
+            for child, n in zip(self.tokens, usage, strict=True):
+                child.value += n
+
+
 class ListenerStats:
     """The metric children of one listener, created on first use and kept."""
 
     __slots__ = (
+        "_cells",
         "_errors",
         "_models",
-        "_requests",
         "_routes",
         "_tokens",
         "body_bytes",
@@ -102,7 +140,7 @@ class ListenerStats:
         self.in_flight: GaugeChild = metrics.REQUESTS_IN_FLIGHT.labels(name)
         self.body_bytes: HistogramChild = metrics.REQUEST_BODY_BYTES.labels(name)
         self.disconnects: CounterChild = metrics.CLIENT_DISCONNECTS.labels(name)
-        self._requests: dict[tuple[str, str, int], CounterChild] = {}
+        self._cells: dict[tuple[str, str, int], _Cell] = {}
         self._routes: dict[str, _Route] = {}
         self._errors: dict[tuple[str, str], CounterChild] = {}
         self._tokens: dict[str, tuple[CounterChild, ...]] = {}
@@ -123,15 +161,25 @@ class ListenerStats:
             r = self._routes[route] = _Route(self.name, route)
         return r
 
-    def request(self, route: str, model: str, status: int) -> None:
-        """Count one answered request."""
+    def cell(self, route: str, model: str, status: int) -> _Cell:
+        """The children a request of ``route``, ``model`` and ``status`` updates."""
         key = (route, model, status)
-        child = self._requests.get(key)
-        if child is None:
-            child = self._requests[key] = metrics.REQUESTS.labels(
-                self.name, route, self._model(model), str(status)
-            )
-        child.inc()
+        cell = self._cells.get(key)
+        if cell is None:
+            m = self._model(model)
+            tokens = self._tokens.get(m)
+            if tokens is None:
+                tokens = self._tokens[m] = tuple(
+                    metrics.TOKENS.labels(self.name, m, kind)
+                    for kind in ("prompt", "completion", "cached", "reasoning")
+                )
+            requests = metrics.REQUESTS.labels(self.name, route, m, str(status))
+            cell = self._cells[key] = _Cell(requests, self.route(route), self.body_bytes, tokens)
+        return cell
+
+    def request(self, route: str, model: str, status: int) -> None:
+        """Count one request answered before it had a context (a malformed request)."""
+        self.cell(route, model, status).requests.inc()
 
     def error(self, kind: str, blame: str) -> None:
         """Count one request that ended in an error."""
@@ -140,19 +188,6 @@ class ListenerStats:
         if child is None:
             child = self._errors[key] = metrics.ERRORS.labels(self.name, kind, blame)
         child.inc()
-
-    def tokens(self, model: str, usage: Usage) -> None:
-        """Add one answer's token counts."""
-        children = self._tokens.get(model)
-        if children is None:
-            m = self._model(model)
-            children = self._tokens[model] = tuple(
-                metrics.TOKENS.labels(self.name, m, kind)
-                for kind in ("prompt", "completion", "cached", "reasoning")
-            )
-        for child, n in zip(children, usage, strict=True):
-            if n:
-                child.inc(n)
 
 
 _listeners: dict[str, ListenerStats] = {}
@@ -189,86 +224,66 @@ def start_stream(ctx: RequestContext) -> Callable[[bytes], None]:
 
 
 def record(ctx: RequestContext, stats: ListenerStats, access_log: bool) -> None:
-    """Count the request and, if enabled, log one structured line about it."""
-    now = time.monotonic()
-    duration = now - ctx.started
+    """Count the request and, if enabled, queue its access line."""
+    duration = time.monotonic() - ctx.started
     status = 499 if ctx.client_disconnected and not ctx.status else ctx.status
-    route_name = ctx.route_name or ""
     req = ctx.request
-    model = req.model or ""
     logged = access_log and log.isEnabledFor(logging.INFO)
     stream = ctx.stream_stats
+    usage: Usage | None = None
+    counted = fast.enabled()
+    if counted or logged:
+        if stream is not None:
+            usage = stream.usage_figures()
+        else:
+            usage = usage_in(ctx.response_body, ctx.response_dialect)
     ttft = None
     if stream is not None and stream.chunks:
         ttft = stream.first - ctx.started
-    usage: Usage | None = None
-    if fast.enabled():
-        stats.request(route_name, model, status)
-        route = stats.route(route_name)
-        route.duration.observe(duration)
-        stats.body_bytes.observe(len(req.body))
-        err = ctx.error
+    route_name = ctx.route_name or ""
+    err = ctx.error
+    if counted:
+        cell = stats.cell(route_name, req.model or "", status)
+        cell.count(duration, len(req.body), usage)
         if err is not None:
             stats.error(err.kind, err.blame)
         if ctx.client_disconnected:
             stats.disconnects.inc()
         if stream is not None:
-            route.streamed.inc()
-            if ttft is not None:
-                route.chunks.inc(stream.chunks)
-                route.ttft.observe(ttft)
-            usage = stream.usage_figures()
-        else:
-            usage = usage_in(ctx.response_body, ctx.response_dialect)
-        if usage is not None:
-            stats.tokens(model, usage)
-        if stream is not None and stream.chunks > 1:
-            outputs = usage.completion if usage is not None and usage.completion > 1 else 0
-            steps = (outputs or stream.chunks) - 1
-            route.tpot.observe((stream.last - stream.first) / steps)
-    elif logged:
-        if stream is not None:
-            usage = stream.usage_figures()
-        else:
-            usage = usage_in(ctx.response_body, ctx.response_dialect)
+            _count_stream(cell.route, stream, ttft, usage)
     if logged:
-        _log_line(ctx, stats.name, status, duration, ttft, usage)
+        ACCESS_LOG.write(
+            (
+                time.time(),
+                ctx.request_id,
+                stats.name,
+                route_name,
+                ctx.cluster_name,
+                ctx.endpoint_url,
+                ctx.route_reason,
+                req.model,
+                req.method,
+                req.path,
+                status,
+                duration,
+                ttft,
+                ctx.attempts,
+                req.stream,
+                None if err is None else err.kind,
+                ctx.client_disconnected,
+                None if usage is None else usage[:3],
+            )
+        )
 
 
-def _log_line(
-    ctx: RequestContext,
-    listener: str,
-    status: int,
-    duration: float,
-    ttft: float | None,
-    usage: Usage | None,
+def _count_stream(
+    route: _Route, stream: StreamStats, ttft: float | None, usage: Usage | None
 ) -> None:
-    req = ctx.request
-    latency_ms = duration * 1000.0
-    doc: dict[str, Any] = {
-        "ts": "",
-        "level": "info",
-        "logger": "smg.access",
-        "msg": f"{req.method} {req.path} {req.model} -> {ctx.endpoint_url} {status} "
-        f"{latency_ms:.1f}ms",
-        "request_id": ctx.request_id,
-        "listener": listener,
-        "route": ctx.route_name or "",
-        "cluster": ctx.cluster_name,
-        "endpoint": ctx.endpoint_url,
-        "lb_reason": ctx.route_reason,
-        "model": req.model,
-        "status": status,
-        "latency_ms": round(latency_ms, 3),
-        "ttft_ms": None if ttft is None else round(ttft * 1000.0, 3),
-        "attempts": ctx.attempts,
-        "retries": max(ctx.attempts - 1, 0),
-        "stream": req.stream,
-        "error_kind": ctx.error.kind if ctx.error else None,
-        "client_disconnected": ctx.client_disconnected,
-    }
-    if usage is not None:
-        doc["prompt_tokens"] = usage.prompt
-        doc["completion_tokens"] = usage.completion
-        doc["cached_tokens"] = usage.cached
-    ACCESS_LOG.write(doc)
+    route.streamed.inc()
+    if ttft is not None:
+        route.chunks.inc(stream.chunks)
+        route.ttft.observe(ttft)
+    if stream.chunks > 1:
+        outputs = usage.completion if usage is not None and usage.completion > 1 else 0
+        steps = (outputs or stream.chunks) - 1
+        route.tpot.observe((stream.last - stream.first) / steps)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from smg.observability import metrics
+from smg.observability.fast import CounterChild, HistogramChild
+
+_MAX_REASONS = 256
+"""Reasons carry figures (``in_flight=3``): past this many, kinds are looked up each time."""
 
 
 def reason_kind(reason: str) -> str:
@@ -43,24 +47,39 @@ class Decisions:
 class ClusterStats:
     """The cluster's counters and histograms (label children come from the families)."""
 
-    __slots__ = ("_decisions", "_pick_time", "cluster")
+    __slots__ = ("_attempts", "_decisions", "_kinds", "_pick_time", "cluster")
 
     def __init__(self, cluster: str, policy: str, policy_counts_itself: bool) -> None:
         self.cluster = cluster
         self._pick_time = metrics.LB_DECISION_DURATION.labels(cluster, policy)
         # Policies with their own ``Decisions`` count richer kinds themselves.
         self._decisions = None if policy_counts_itself else Decisions(policy, cluster)
+        self._kinds: dict[str, CounterChild] = {}
+        """Decision counter by reason (reasons repeat: the kind is worked out once)."""
+        self._attempts: dict[tuple[str, str], tuple[CounterChild, HistogramChild]] = {}
 
     def decision(self, reason: str, seconds: float) -> None:
         """One routing decision and how long it took."""
         self._pick_time.observe(seconds)
         if self._decisions is not None:
-            self._decisions.count(reason_kind(reason))
+            child = self._kinds.get(reason)
+            if child is None:
+                d = self._decisions
+                child = metrics.LB_DECISIONS.labels(self.cluster, d.policy, reason_kind(reason))
+                if len(self._kinds) < _MAX_REASONS:
+                    self._kinds[reason] = child
+            child.inc()
 
     def attempt(self, endpoint: str, outcome: str, seconds: float) -> None:
         """One upstream attempt: to ``endpoint``, ``ok`` or an error kind, time to head."""
-        metrics.UPSTREAM_ATTEMPTS.labels(self.cluster, endpoint, outcome).inc()
-        metrics.UPSTREAM_ATTEMPT_DURATION.labels(self.cluster, outcome).observe(seconds)
+        pair = self._attempts.get((endpoint, outcome))
+        if pair is None:
+            pair = self._attempts[endpoint, outcome] = (
+                metrics.UPSTREAM_ATTEMPTS.labels(self.cluster, endpoint, outcome),
+                metrics.UPSTREAM_ATTEMPT_DURATION.labels(self.cluster, outcome),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     def retry(self, kind: str) -> None:
         """A retry caused by an error of ``kind``."""

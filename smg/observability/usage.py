@@ -3,8 +3,9 @@
 OpenAI bodies and final stream chunks carry ``"usage": {"prompt_tokens": N,
 "completion_tokens": N, "prompt_tokens_details": {"cached_tokens": N},
 "completion_tokens_details": {"reasoning_tokens": N}}``; SGLang's ``meta_info`` uses the
-same names. A substring search per figure (from the end, where usage sits) costs far
-less than decoding a body the gateway otherwise relays untouched.
+same names; Anthropic and Gemini name theirs their own way. One search from the end
+(where usage sits) and one regex pass over what follows cost far less than decoding a
+body the gateway otherwise relays untouched.
 """
 
 from __future__ import annotations
@@ -20,29 +21,45 @@ MARKS: Final[dict[str, bytes]] = {
     "gemini": b'TokenCount":',
 }
 """Per client dialect: a substring every usage-carrying chunk has."""
-_KEYS: Final[dict[str, tuple[bytes, ...]]] = {
-    # prompt, completion, cached, reasoning[, extra prompt parts]
-    "openai": (
-        b'"prompt_tokens":',
-        b'"completion_tokens":',
-        b'"cached_tokens":',
-        b'"reasoning_tokens":',
-    ),
+_NAMES: Final[dict[str, tuple[str, ...]]] = {
+    # prompt, completion, cached, reasoning[, extra prompt part]
+    "openai": ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens"),
     # input_tokens counts only the uncached part: prompt = input + cache read + creation.
     "anthropic": (
-        b'"input_tokens":',
-        b'"output_tokens":',
-        b'"cache_read_input_tokens":',
-        b'"reasoning_tokens":',
-        b'"cache_creation_input_tokens":',
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "reasoning_tokens",
+        "cache_creation_input_tokens",
     ),
     "gemini": (
-        b'"promptTokenCount":',
-        b'"candidatesTokenCount":',
-        b'"cachedContentTokenCount":',
-        b'"thoughtsTokenCount":',
+        "promptTokenCount",
+        "candidatesTokenCount",
+        "cachedContentTokenCount",
+        "thoughtsTokenCount",
     ),
 }
+
+
+class _Reader(NamedTuple):
+    anchors: tuple[bytes, bytes]
+    """The prompt and completion keys: usage sits around the last of them."""
+    figures: re.Pattern[bytes]
+    """Every figure of the dialect with its value: ``"name":`` then digits."""
+    slot: dict[bytes, int]
+    """Figure name -> its place in ``_NAMES``."""
+
+
+def _reader(names: tuple[str, ...]) -> _Reader:
+    alternatives = b"|".join(re.escape(n.encode()) for n in names)
+    return _Reader(
+        (b'"%s":' % names[0].encode(), b'"%s":' % names[1].encode()),
+        re.compile(rb'"(' + alternatives + rb')":[ \t\r\n]*(\d+)'),
+        {n.encode(): i for i, n in enumerate(names)},
+    )
+
+
+_READERS: Final = {dialect: _reader(names) for dialect, names in _NAMES.items()}
 
 
 class Usage(NamedTuple):
@@ -60,37 +77,32 @@ class Usage(NamedTuple):
         return Usage(*(max(a, b) for a, b in zip(self, other, strict=True)))
 
 
-# Usage objects are small: their other figures sit within this many bytes before the
-# first one looked for (``"usage":{"prompt_tokens": ...``).
-_BACK: Final = 120
-_NUMBER: Final = re.compile(rb"[ \t\r\n]*(\d+)")
-
-
-def _int_after(data: bytes, key: bytes) -> int:
-    i = data.rfind(key)
-    if i < 0:
-        return 0
-    m = _NUMBER.match(data, i + len(key))
-    return int(m.group(1)) if m else 0
+# Usage objects are small and start with their prompt figure in every layout we know;
+# this much before it still catches a figure or two put first (llama.cpp's completion).
+_BACK: Final = 64
+_new_usage: Final = tuple.__new__  # Usage(...) goes through a Python-level __new__
 
 
 def usage_in(data: bytes | None, dialect: str = "openai") -> Usage | None:
     """The usage figures in ``data`` (a body or one SSE event of ``dialect``), or None.
 
-    Only the tail holding the usage object is searched; where a figure appears more
-    than once (SGLang ``meta_info`` per choice) the last one counts.
+    One search from the end for the prompt figure (else the completion figure), then one
+    regex pass from just before it to the end; where a figure appears more than once
+    (SGLang ``meta_info`` per choice) the last one counts.
     """
-    keys = _KEYS.get(dialect)
-    if not data or keys is None:
+    reader = _READERS.get(dialect)
+    if not data or reader is None:
         return None
-    i = data.rfind(keys[0])
-    j = data.rfind(keys[1])
-    if i < 0 and j < 0:
-        return None
-    first = j if i < 0 else (i if j < 0 else min(i, j))
-    tail = data[max(0, first - _BACK) :]
-    values = [_int_after(tail, k) for k in keys]
-    prompt = values[0] + sum(values[4:])
+    at = data.rfind(reader.anchors[0])
+    if at < 0:
+        at = data.rfind(reader.anchors[1])
+        if at < 0:
+            return None
+    values = [0, 0, 0, 0, 0]
+    slot = reader.slot
+    for name, number in reader.figures.findall(data, max(0, at - _BACK)):
+        values[slot[name]] = int(number)
+    prompt = values[0] + values[4]
     if dialect == "anthropic":
         prompt += values[2]
-    return Usage(prompt, values[1], values[2], values[3])
+    return _new_usage(Usage, (prompt, values[1], values[2], values[3]))

@@ -74,9 +74,7 @@ async def _fetch(path: Path) -> str | None:
 
 async def merged_exposition(directory: Path, workers: int) -> bytes:
     """This process's metrics merged with every other worker's that answered."""
-    texts = await asyncio.gather(
-        *(_fetch(socket_path(directory, i)) for i in range(1, workers))
-    )
+    texts = await asyncio.gather(*(_fetch(socket_path(directory, i)) for i in range(1, workers)))
     groups: list[Iterable[Metric]] = [REGISTRY.collect()]
     groups.extend(text_string_to_metric_families(t) for t in texts if t is not None)
     registry = CollectorRegistry(auto_describe=False)

@@ -100,7 +100,9 @@ def usage_in(data: bytes | None, dialect: str = "openai") -> Usage | None:
             return None
     values = [0, 0, 0, 0, 0]
     slot = reader.slot
-    for name, number in reader.figures.findall(data, max(0, at - _BACK)):
+    # The figure opens its object (OpenAI, vLLM, SGLang usage): nothing before it to read.
+    start = at if data[at - 1 : at] == b"{" else max(0, at - _BACK)
+    for name, number in reader.figures.findall(data, start):
         values[slot[name]] = int(number)
     prompt = values[0] + values[4]
     if dialect == "anthropic":

@@ -29,46 +29,50 @@ def reason_kind(reason: str) -> str:
 class Decisions:
     """``smg_lb_decisions_total`` of one policy instance, labelled with its cluster."""
 
-    __slots__ = ("cluster", "policy")
+    __slots__ = ("_by_reason", "cluster", "policy")
 
     def __init__(self, policy: str, cluster: str = "") -> None:
         self.policy = policy
         self.cluster = cluster
+        self._by_reason: dict[str, CounterChild] = {}
+        """Counter by LB reason: reasons repeat, so each kind is worked out once."""
 
     def bind(self, cluster: str) -> None:
         """Label the counts with the cluster's name."""
         self.cluster = cluster
+        self._by_reason.clear()
 
     def count(self, kind: str) -> None:
         """One more decision of ``kind`` (``hit``, ``miss``, ``sticky``, ``pick``, ...)."""
         metrics.LB_DECISIONS.labels(self.cluster, self.policy, kind).inc()
 
+    def count_reason(self, reason: str) -> None:
+        """One more decision, of the kind of ``reason`` (see ``reason_kind``)."""
+        child = self._by_reason.get(reason)
+        if child is None:
+            child = metrics.LB_DECISIONS.labels(self.cluster, self.policy, reason_kind(reason))
+            if len(self._by_reason) < _MAX_REASONS:
+                self._by_reason[reason] = child
+        child.inc()
+
 
 class ClusterStats:
     """The cluster's counters and histograms (label children come from the families)."""
 
-    __slots__ = ("_attempts", "_decisions", "_kinds", "_pick_time", "cluster")
+    __slots__ = ("_attempts", "_decisions", "_pick_time", "cluster")
 
     def __init__(self, cluster: str, policy: str, policy_counts_itself: bool) -> None:
         self.cluster = cluster
         self._pick_time = metrics.LB_DECISION_DURATION.labels(cluster, policy)
         # Policies with their own ``Decisions`` count richer kinds themselves.
         self._decisions = None if policy_counts_itself else Decisions(policy, cluster)
-        self._kinds: dict[str, CounterChild] = {}
-        """Decision counter by reason (reasons repeat: the kind is worked out once)."""
         self._attempts: dict[tuple[str, str], tuple[CounterChild, HistogramChild]] = {}
 
     def decision(self, reason: str, seconds: float) -> None:
         """One routing decision and how long it took."""
         self._pick_time.observe(seconds)
         if self._decisions is not None:
-            child = self._kinds.get(reason)
-            if child is None:
-                d = self._decisions
-                child = metrics.LB_DECISIONS.labels(self.cluster, d.policy, reason_kind(reason))
-                if len(self._kinds) < _MAX_REASONS:
-                    self._kinds[reason] = child
-            child.inc()
+            self._decisions.count_reason(reason)
 
     def attempt(self, endpoint: str, outcome: str, seconds: float) -> None:
         """One upstream attempt: to ``endpoint``, ``ok`` or an error kind, time to head."""

@@ -7,7 +7,7 @@ import struct
 
 import orjson
 
-from smg.sim.engine import Engine, Job
+from smg.sim.engine import Engine, Job, Unstreamed
 from smg.sim.http import HttpConnection, Request
 from smg.sim.jobs import check_context, launch
 from smg.sim.openai_api import identify
@@ -16,29 +16,13 @@ from smg.sim.runner import Process
 from smg.sim.tokens import embedding
 
 
-class EmbeddingRenderer:
+class EmbeddingRenderer(Unstreamed):
     """An OpenAI ``list`` of ``embedding`` objects (never streamed)."""
 
     def __init__(self, seed: int, dim: int, b64: bool) -> None:
         self.seed = seed
         self.dim = dim
         self.b64 = b64
-
-    def stream_head(self, job: Job) -> bytes:
-        """Unused: embeddings are not streamed."""
-        return b""
-
-    def stream_step(self, job: Job, pos: int) -> bytes:
-        """Unused: embeddings are not streamed."""
-        return b""
-
-    def stream_steps(self, job: Job, start: int, stop: int) -> bytes:
-        """Unused: embeddings are not streamed."""
-        return b""
-
-    def stream_tail(self, job: Job) -> bytes:
-        """Unused: embeddings are not streamed."""
-        return b""
 
     def _vector(self, prompt: bytes) -> list[float] | str:
         vec = embedding(self.seed, prompt, self.dim)

@@ -48,6 +48,26 @@ class Renderer(Protocol):
         ...
 
 
+class Unstreamed:
+    """A renderer's stream half for answers that are never streamed: every part empty."""
+
+    def stream_head(self, job: Job) -> bytes:
+        """Nothing: never streamed."""
+        return b""
+
+    def stream_step(self, job: Job, pos: int) -> bytes:
+        """Nothing: never streamed."""
+        return b""
+
+    def stream_steps(self, job: Job, start: int, stop: int) -> bytes:
+        """Nothing: never streamed."""
+        return b""
+
+    def stream_tail(self, job: Job) -> bytes:
+        """Nothing: never streamed."""
+        return b""
+
+
 @dataclass(slots=True, eq=False)
 class Job:
     """One inference request, from parse to last byte."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from smg.sim.config import SimConfig
-from smg.sim.engine import Engine, Job
+from smg.sim.engine import Engine, Job, Unstreamed
 from smg.sim.params import BadRequest
 from smg.sim.pd import Leg
 from smg.sim.tokens import EOS_TOKEN_ID, ids_to_prompt, prompt_digest, sample
@@ -85,20 +85,8 @@ class SimRequest:
         return self.job.cached_tokens
 
 
-class _NoRenderer:
+class _NoRenderer(Unstreamed):
     """Jobs of the gRPC sim never render HTTP bytes."""
-
-    def stream_head(self, job: Job) -> bytes:
-        return b""
-
-    def stream_step(self, job: Job, pos: int) -> bytes:
-        return b""
-
-    def stream_steps(self, job: Job, start: int, stop: int) -> bytes:
-        return b""
-
-    def stream_tail(self, job: Job) -> bytes:
-        return b""
 
     def body(self, job: Job) -> bytes:
         return b""

@@ -11,7 +11,7 @@ from smg.filters.base import RequestContext
 from smg.observability import fast, metrics
 from smg.observability.access_log import ACCESS_LOG
 from smg.observability.fast import CounterChild, GaugeChild, HistogramChild
-from smg.observability.usage import MARKS, USAGE_MARK, Usage, usage_in
+from smg.observability.usage import Usage, usage_in
 
 log = logging.getLogger("smg.access")
 
@@ -20,21 +20,26 @@ _MAX_MODELS = 500
 
 
 class StreamStats:
-    """Timing of one streamed answer, taken as its chunks go out to the client."""
+    """Timing of one streamed answer, taken as its chunks go out to the client.
 
-    __slots__ = ("_itl", "_mark", "chunks", "dialect", "first", "first_usage", "last", "usage")
+    Per chunk it notes the time and keeps the chunk (the last three and the first); usage
+    figures are read from those once the stream ended, where they sit: OpenAI-style
+    streams send them in the last event before ``[DONE]``, Gemini in every chunk (running
+    totals), Anthropic in ``message_start`` and ``message_delta`` (two events from the end).
+    """
 
-    def __init__(self, itl: HistogramChild, dialect: str) -> None:
+    __slots__ = ("_itl", "chunks", "dialect", "first", "first_data", "last", "tail")
+
+    def __init__(self, itl: HistogramChild | None, dialect: str) -> None:
         self._itl = itl
-        self._mark = MARKS.get(dialect, USAGE_MARK)
+        """Inter-token latency histogram (None: metrics off, only the access line wants this)."""
         self.dialect = dialect
         self.first = 0.0
         self.last = 0.0
         self.chunks = 0
-        self.first_usage: bytes | None = None
-        """The first chunk that carried usage figures (Anthropic: message_start)."""
-        self.usage: bytes | None = None
-        """The last chunk that carried usage figures."""
+        self.first_data = b""
+        self.tail: tuple[bytes, bytes, bytes] = (b"", b"", b"")
+        """The last three chunks, oldest first."""
 
     def chunk(
         self,
@@ -46,25 +51,29 @@ class StreamStats:
         now = _now()
         n = self.chunks
         if n:
-            gap = now - self.last
-            itl = self._itl  # HistogramChild.observe, inlined
-            itl.counts[_bucket(itl.bounds, gap)] += 1
-            itl.sum += gap
+            itl = self._itl
+            if itl is not None:  # HistogramChild.observe, inlined
+                gap = now - self.last
+                itl.counts[_bucket(itl.bounds, gap)] += 1
+                itl.sum += gap
         else:
             self.first = now
+            self.first_data = data
         self.last = now
         self.chunks = n + 1
-        if self._mark in data:
-            if self.first_usage is None:
-                self.first_usage = data
-            self.usage = data
+        _, older, old = self.tail
+        self.tail = (older, old, data)
 
     def usage_figures(self) -> Usage | None:
-        """Token counts over the usage-carrying chunks (running totals merged)."""
-        last = usage_in(self.usage, self.dialect)
-        if last is None or self.first_usage is self.usage:
-            return last
-        return last.merge(usage_in(self.first_usage, self.dialect))
+        """Token counts of the stream: the latest figures among the last three chunks
+        (for Anthropic merged with those of the first, ``message_start``)."""
+        dialect = self.dialect
+        older, old, last = self.tail
+        usage = usage_in(last, dialect) or usage_in(old, dialect) or usage_in(older, dialect)
+        if dialect == "anthropic" and self.chunks > 1:
+            start = usage_in(self.first_data, dialect)
+            return start if usage is None else usage.merge(start)
+        return usage
 
 
 class _Route:
@@ -104,10 +113,13 @@ class _Cell:
         seconds: float,
         body: int,
         usage: Usage | None,
+        stream: StreamStats | None,
+        ttft: float | None,
         _bucket: Callable[[Sequence[float], float], int] = bisect.bisect_left,
     ) -> None:
-        """One request: its count, duration, body size and tokens (observations inlined:
-        this runs once per request and every call saved shows in the gateway's CPU)."""
+        """One request: its count, duration, body size, tokens and stream timing
+        (observations inlined: this runs once per request and every call saved shows in
+        the gateway's CPU)."""
         self.requests.value += 1
         h = self.duration
         h.counts[_bucket(h.bounds, seconds)] += 1
@@ -116,8 +128,26 @@ class _Cell:
         h.counts[_bucket(h.bounds, body)] += 1
         h.sum += body
         if usage is not None:
-            for child, n in zip(self.tokens, usage, strict=True):
-                child.value += n
+            prompt, completion, cached, reasoning = self.tokens
+            prompt.value += usage[0]
+            completion.value += usage[1]
+            cached.value += usage[2]
+            reasoning.value += usage[3]
+        if stream is None:
+            return
+        route = self.route
+        route.streamed.value += 1
+        if ttft is not None:
+            route.chunks.value += stream.chunks
+            h = route.ttft
+            h.counts[_bucket(h.bounds, ttft)] += 1
+            h.sum += ttft
+        if stream.chunks > 1:
+            outputs = usage[1] if usage is not None and usage[1] > 1 else 0
+            per_token = (stream.last - stream.first) / ((outputs or stream.chunks) - 1)
+            h = route.tpot
+            h.counts[_bucket(h.bounds, per_token)] += 1
+            h.sum += per_token
 
 
 class ListenerStats:
@@ -130,6 +160,7 @@ class ListenerStats:
         "_routes",
         "_tokens",
         "body_bytes",
+        "counted",
         "disconnects",
         "in_flight",
         "name",
@@ -137,6 +168,8 @@ class ListenerStats:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.counted = fast.enabled()
+        """Metrics on: decided at start-up, before any listener's stats exist."""
         self.in_flight: GaugeChild = metrics.REQUESTS_IN_FLIGHT.labels(name)
         self.body_bytes: HistogramChild = metrics.REQUEST_BODY_BYTES.labels(name)
         self.disconnects: CounterChild = metrics.CLIENT_DISCONNECTS.labels(name)
@@ -201,26 +234,21 @@ def listener_stats(name: str) -> ListenerStats:
     return st
 
 
-_UNCOUNTED = HistogramChild((1.0,))
-"""Where inter-token gaps go when metrics are off (the access line still wants TTFT)."""
-
-
 def _ignore(data: bytes) -> None:
     """Chunk hook when neither metrics nor access lines want stream timing."""
 
 
 def start_stream(ctx: RequestContext) -> Callable[[bytes], None]:
     """Begin timing a streamed answer of ``ctx``; returns the per-chunk hook."""
-    if not fast.enabled() and not (
-        ctx.snapshot.config.logging.access_log and log.isEnabledFor(logging.INFO)
-    ):
-        return _ignore
-    if fast.enabled():
-        itl = listener_stats(ctx.listener.config.name).route(ctx.route_name or "").itl
+    stats = _listeners.get(ctx.listener.config.name)
+    if stats is not None and stats.counted:
+        itl: HistogramChild | None = stats.route(ctx.route_name or "").itl
+    elif ctx.snapshot.config.logging.access_log and log.isEnabledFor(logging.INFO):
+        itl = None
     else:
-        itl = _UNCOUNTED
-    stats = ctx.stream_stats = StreamStats(itl, ctx.request.dialect)
-    return stats.chunk
+        return _ignore
+    timing = ctx.stream_stats = StreamStats(itl, ctx.request.dialect)
+    return timing.chunk
 
 
 def record(ctx: RequestContext, stats: ListenerStats, access_log: bool) -> None:
@@ -231,7 +259,7 @@ def record(ctx: RequestContext, stats: ListenerStats, access_log: bool) -> None:
     logged = access_log and log.isEnabledFor(logging.INFO)
     stream = ctx.stream_stats
     usage: Usage | None = None
-    counted = fast.enabled()
+    counted = stats.counted
     if counted or logged:
         if stream is not None:
             usage = stream.usage_figures()
@@ -244,13 +272,11 @@ def record(ctx: RequestContext, stats: ListenerStats, access_log: bool) -> None:
     err = ctx.error
     if counted:
         cell = stats.cell(route_name, req.model or "", status)
-        cell.count(duration, len(req.body), usage)
+        cell.count(duration, len(req.body), usage, stream, ttft)
         if err is not None:
             stats.error(err.kind, err.blame)
         if ctx.client_disconnected:
             stats.disconnects.inc()
-        if stream is not None:
-            _count_stream(cell.route, stream, ttft, usage)
     if logged:
         ACCESS_LOG.write(
             (
@@ -271,19 +297,6 @@ def record(ctx: RequestContext, stats: ListenerStats, access_log: bool) -> None:
                 req.stream,
                 None if err is None else err.kind,
                 ctx.client_disconnected,
-                None if usage is None else usage[:3],
+                usage,
             )
         )
-
-
-def _count_stream(
-    route: _Route, stream: StreamStats, ttft: float | None, usage: Usage | None
-) -> None:
-    route.streamed.inc()
-    if ttft is not None:
-        route.chunks.inc(stream.chunks)
-        route.ttft.observe(ttft)
-    if stream.chunks > 1:
-        outputs = usage.completion if usage is not None and usage.completion > 1 else 0
-        steps = (outputs or stream.chunks) - 1
-        route.tpot.observe((stream.last - stream.first) / steps)

@@ -17,7 +17,6 @@ import asyncio
 import atexit
 import os
 import time
-from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -46,21 +45,73 @@ class Entry(NamedTuple):
     stream: bool
     error_kind: str | None
     client_disconnected: bool
-    tokens: tuple[int, int, int] | None
-    """prompt, completion and cached tokens, when the answer reported usage."""
+    tokens: tuple[int, int, int, int] | None
+    """prompt, completion, cached and reasoning tokens, when the answer reported usage."""
 
 
-_MS: Final = tuple(f".{ms:03d}" for ms in range(1000))
+_MS: Final = tuple(b".%03d" % ms for ms in range(1000))
+_MS_TEXT: Final = tuple(f"{ms:03d}" for ms in range(1000))
+_BOOL: Final = (b"false", b"true")
+
+# One access line, the values in as JSON (strings and null pre-encoded, numbers by the
+# format): a bytes template costs half of building a dict and serialising it. The seven
+# values that repeat from request to request come as one pre-encoded piece (``_Names``).
+_JSON_LINE: Final = (
+    b'{"ts":"%sZ","level":"info","logger":"smg.access","request_id":%s,%s"lb_reason":%s,'
+    b'"status":%d,"latency_ms":%.3f,"ttft_ms":%s,"attempts":%d,"retries":%d,'
+    b'"stream":%s,"error_kind":%s,"client_disconnected":%s%s}'
+)
+_NAMES: Final = (b"listener", b"route", b"cluster", b"endpoint", b"model", b"method", b"path")
+_TOKENS: Final = (
+    b',"prompt_tokens":%d,"completion_tokens":%d,"cached_tokens":%d,"reasoning_tokens":%d'
+)
+_MAX_KEPT = 4096
 
 
-def json_lines(entries: list[tuple[Any, ...]], stamp_of: Callable[[float], str]) -> bytes:
-    """The JSON lines of ``entries`` (``Entry`` fields in order); ``stamp_of`` gives ``ts``.
+class _Encoded(dict[Any, bytes]):
+    """JSON text of values that repeat across lines (reasons, error kinds), kept."""
+
+    def __missing__(self, value: Any) -> bytes:
+        if len(self) >= _MAX_KEPT:  # values with figures in them must not grow it unbounded
+            self.clear()
+        text = self[value] = _json(value)
+        return text
+
+
+class _Names(dict[tuple[Any, ...], bytes]):
+    """``"listener":…,"route":…,"cluster":…,"endpoint":…,"model":…,"method":…,"path":…,``
+    by those seven values, kept (they repeat: a line pays one lookup for all seven)."""
+
+    def __missing__(self, values: tuple[Any, ...]) -> bytes:
+        if len(self) >= _MAX_KEPT:  # the model is the client's choice: bounded all the same
+            self.clear()
+        text = self[values] = b"".join(
+            b'"%s":%s,' % (name, _json(v)) for name, v in zip(_NAMES, values, strict=True)
+        )
+        return text
+
+
+def _json(value: Any) -> bytes:
+    """``value`` as JSON; a value JSON does not know becomes its ``str()``, never no line."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return orjson.dumps(str(value))
+
+
+def json_lines(entries: list[tuple[Any, ...]], known: _Encoded, names: _Names) -> bytes:
+    """The JSON lines of ``entries`` (``Entry`` fields in order); ``known`` and ``names``
+    keep the encoded text of repeating values. Times are ISO UTC with milliseconds.
 
     One loop over plain tuples with everything local: this is most of what an access
     line costs, paid once per request.
     """
-    dumps = orjson.dumps
+    line = _JSON_LINE
+    dumps = orjson.dumps  # request ids are strings (ours, or a header's)
+    boolean = _BOOL
+    millis = _MS
     out: list[bytes] = []
+    second, stamp = -1, b""
     for (
         wall,
         request_id,
@@ -81,46 +132,44 @@ def json_lines(entries: list[tuple[Any, ...]], stamp_of: Callable[[float], str])
         client_disconnected,
         tokens,
     ) in entries:
-        doc: dict[str, Any] = {
-            "ts": stamp_of(wall) + "Z",
-            "level": "info",
-            "logger": "smg.access",
-            "request_id": request_id,
-            "listener": listener,
-            "route": route,
-            "cluster": cluster,
-            "endpoint": endpoint,
-            "lb_reason": lb_reason,
-            "model": model,
-            "method": method,
-            "path": path,
-            "status": status,
-            "latency_ms": round(seconds * 1000.0, 3),
-            "ttft_ms": None if ttft is None else round(ttft * 1000.0, 3),
-            "attempts": attempts,
-            "retries": attempts - 1 if attempts else 0,
-            "stream": stream,
-            "error_kind": error_kind,
-            "client_disconnected": client_disconnected,
-        }
-        if tokens is not None:
-            doc["prompt_tokens"], doc["completion_tokens"], doc["cached_tokens"] = tokens
-        try:
-            out.append(dumps(doc))
-        except TypeError:  # a value orjson does not know: its str() rather than no line
-            out.append(dumps(doc, default=str))
+        if int(wall) != second:
+            second = int(wall)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall)).encode()
+        out.append(
+            line
+            % (
+                stamp + millis[int((wall - second) * 1000)],
+                dumps(request_id),
+                names[listener, route, cluster, endpoint, model, method, path],
+                known[lb_reason],
+                status,
+                seconds * 1000.0,
+                b"null" if ttft is None else b"%.3f" % (ttft * 1000.0),
+                attempts,
+                attempts - 1 if attempts else 0,
+                boolean[bool(stream)],
+                known[error_kind],
+                boolean[bool(client_disconnected)],
+                b"" if tokens is None else _TOKENS % tokens,
+            )
+        )
     out.append(b"")
     return b"\n".join(out)
 
 
-def text_lines(entries: list[tuple[Any, ...]], stamp_of: Callable[[float], str]) -> bytes:
-    """The text lines of ``entries``, as the text formatter lays out other logs."""
+def text_lines(entries: list[tuple[Any, ...]]) -> bytes:
+    """The text lines of ``entries``, as the text formatter lays out other logs (local
+    time, ``,`` before the milliseconds)."""
+    millis = _MS_TEXT
     out: list[str] = []
-    for t in entries:
-        e = Entry._make(t)
+    second, stamp = -1, ""
+    for wall, _, _, _, _, endpoint, _, model, method, path, status, seconds, *_ in entries:
+        if int(wall) != second:
+            second = int(wall)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(wall))
         out.append(
-            f"{stamp_of(e.wall)} INFO smg.access: {e.method} {e.path} {e.model} -> "
-            f"{e.endpoint} {e.status} {e.seconds * 1000.0:.1f}ms\n"
+            f"{stamp}{millis[int((wall - second) * 1000)]} INFO smg.access: {method} {path} "
+            f"{model} -> {endpoint} {status} {seconds * 1000.0:.1f}ms\n"
         )
     return "".join(out).encode()
 
@@ -133,27 +182,14 @@ class AccessLog:
         self.json = False
         self._queue: list[tuple[Any, ...]] = []
         self._scheduled = False
-        self._second = -1
-        self._stamp = ""
+        self._known = _Encoded()
+        self._names = _Names()
 
     def configure(self, json: bool, fd: int = 2) -> None:
         """Use JSON lines (else the text layout of the other logs), written to ``fd``."""
         self.flush()
         self.json = json
         self.fd = fd
-        self._second = -1  # the time layout changes with the mode
-
-    def _stamp_of(self, wall: float) -> str:
-        """``wall`` as the formatter writes times: ISO UTC (JSON) or local with a comma."""
-        second = int(wall)
-        if second != self._second:
-            self._second = second
-            if self.json:
-                self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall))
-            else:
-                self._stamp = time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(wall))
-        ms = _MS[int((wall - second) * 1000)]
-        return self._stamp + ms if self.json else self._stamp + ms[1:]
 
     def write(self, entry: tuple[Any, ...]) -> None:
         """Queue one request's line: ``entry`` holds the fields of ``Entry`` in order."""
@@ -177,8 +213,8 @@ class AccessLog:
             return
         entries = self._queue
         self._queue = []
-        lines = json_lines if self.json else text_lines
-        data = memoryview(lines(entries, self._stamp_of))
+        text = json_lines(entries, self._known, self._names) if self.json else text_lines(entries)
+        data = memoryview(text)
         try:
             while data:
                 n = os.write(self.fd, data)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
+import orjson
+
 USAGE_MARK: Final = b'"prompt_tokens":'
 """Present in an OpenAI-dialect chunk or body only if it carries usage figures."""
 MARKS: Final[dict[str, bytes]] = {
@@ -48,6 +50,8 @@ class _Reader(NamedTuple):
     """Every figure of the dialect with its value: ``"name":`` then digits."""
     slot: dict[bytes, int]
     """Figure name -> its place in ``_NAMES``."""
+    names: tuple[str, ...]
+    """``_NAMES`` of the dialect, padded to five."""
 
 
 def _reader(names: tuple[str, ...]) -> _Reader:
@@ -56,6 +60,7 @@ def _reader(names: tuple[str, ...]) -> _Reader:
         (b'"%s":' % names[0].encode(), b'"%s":' % names[1].encode()),
         re.compile(rb'"(' + alternatives + rb')":[ \t\r\n]*(\d+)'),
         {n.encode(): i for i, n in enumerate(names)},
+        (*names, "")[:5],
     )
 
 
@@ -86,9 +91,10 @@ _new_usage: Final = tuple.__new__  # Usage(...) goes through a Python-level __ne
 def usage_in(data: bytes | None, dialect: str = "openai") -> Usage | None:
     """The usage figures in ``data`` (a body or one SSE event of ``dialect``), or None.
 
-    One search from the end for the prompt figure (else the completion figure), then one
-    regex pass from just before it to the end; where a figure appears more than once
-    (SGLang ``meta_info`` per choice) the last one counts.
+    One search from the end for the prompt figure (else the completion figure). Where it
+    opens a flat object (vLLM, SGLang and OpenAI without details) that object alone is
+    parsed; otherwise one regex pass runs from just before it to the end, and where a
+    figure appears more than once (SGLang ``meta_info`` per choice) the last one counts.
     """
     reader = _READERS.get(dialect)
     if not data or reader is None:
@@ -98,13 +104,32 @@ def usage_in(data: bytes | None, dialect: str = "openai") -> Usage | None:
         at = data.rfind(reader.anchors[1])
         if at < 0:
             return None
+    if data[at - 1 : at] == b"{":
+        end = data.find(b"}", at)
+        if end > 0 and data.find(b"{", at, end) < 0:  # a flat object: parse just that
+            names = reader.names
+            try:
+                get = _loads(data[at - 1 : end + 1]).get
+                cached = get(names[2], 0)
+                prompt = get(names[0], 0) + get(names[4], 0)
+                if dialect == "anthropic":
+                    prompt += cached
+                return _new_usage(
+                    Usage, (prompt, get(names[1], 0) + 0, cached + 0, get(names[3], 0) + 0)
+                )
+            except (ValueError, TypeError):  # not JSON, or a figure not a number
+                pass
+        start = at
+    else:  # a figure or two may come before the prompt figure (llama.cpp's completion)
+        start = max(0, at - _BACK)
     values = [0, 0, 0, 0, 0]
     slot = reader.slot
-    # The figure opens its object (OpenAI, vLLM, SGLang usage): nothing before it to read.
-    start = at if data[at - 1 : at] == b"{" else max(0, at - _BACK)
     for name, number in reader.figures.findall(data, start):
         values[slot[name]] = int(number)
     prompt = values[0] + values[4]
     if dialect == "anthropic":
         prompt += values[2]
     return _new_usage(Usage, (prompt, values[1], values[2], values[3]))
+
+
+_loads: Final = orjson.loads

@@ -31,7 +31,7 @@ def _entry(**over: Any) -> Entry:
         stream=False,
         error_kind=None,
         client_disconnected=False,
-        tokens=(7, 3, 2),
+        tokens=(7, 3, 2, 1),
     )
     return base._replace(**over)
 
@@ -60,7 +60,8 @@ def test_json_lines_carry_the_fields_and_wait_for_the_flush(tmp_path: Path) -> N
     assert first["logger"] == "smg.access" and first["level"] == "info"
     assert first["ts"].endswith("Z") and first["ts"][:4].isdigit()
     assert first["status"] == 200 and first["latency_ms"] == 1.234 and first["ttft_ms"] is None
-    assert (first["prompt_tokens"], first["completion_tokens"], first["cached_tokens"]) == (7, 3, 2)
+    tokens = ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens")
+    assert tuple(first[k] for k in tokens) == (7, 3, 2, 1)
     assert first["retries"] == 0 and first["error_kind"] is None and first["path"].startswith("/v1")
     assert second["request_id"] == 'a"b\n'  # client-given values are escaped, never break a line
     assert second["retries"] == 2 and second["ttft_ms"] == 250.0

@@ -104,9 +104,11 @@ def usage_in(data: bytes | None, dialect: str = "openai") -> Usage | None:
         at = data.rfind(reader.anchors[1])
         if at < 0:
             return None
-    if data[at - 1 : at] == b"{":
+    if at and data[at - 1] == 123:  # "{": the figure opens its object
+        # Parse up to the first "}": the whole object when it is flat (vLLM, SGLang,
+        # OpenAI without details); a nested one fails to parse and is read by the regex.
         end = data.find(b"}", at)
-        if end > 0 and data.find(b"{", at, end) < 0:  # a flat object: parse just that
+        if end > 0:
             names = reader.names
             try:
                 get = _loads(data[at - 1 : end + 1]).get
@@ -117,7 +119,7 @@ def usage_in(data: bytes | None, dialect: str = "openai") -> Usage | None:
                 return _new_usage(
                     Usage, (prompt, get(names[1], 0) + 0, cached + 0, get(names[3], 0) + 0)
                 )
-            except (ValueError, TypeError):  # not JSON, or a figure not a number
+            except (ValueError, TypeError):  # nested or not JSON, or a figure not a number
                 pass
         start = at
     else:  # a figure or two may come before the prompt figure (llama.cpp's completion)

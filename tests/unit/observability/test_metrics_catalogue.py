@@ -112,7 +112,10 @@ def test_usage_figures_read_from_bytes() -> None:
     assert u is not None and tuple(u) == (12, 5, 8, 2)
     # Flat objects (vLLM, SGLang) are parsed whole; a figure that is not a number is
     # skipped by the regex reading rather than failing the request's accounting.
-    vllm = b'{"usage":{"prompt_tokens":8,"total_tokens":11,"completion_tokens":3,"prompt_tokens_details":null}}'
+    vllm = (
+        b'{"usage":{"prompt_tokens":8,"total_tokens":11,"completion_tokens":3,'
+        b'"prompt_tokens_details":null}}'
+    )
     assert tuple(usage_in(vllm) or ()) == (8, 3, 0, 0)
     odd = b'{"usage":{"prompt_tokens":8,"completion_tokens":null,"reasoning_tokens":3}}'
     assert tuple(usage_in(odd) or ()) == (8, 0, 0, 3)

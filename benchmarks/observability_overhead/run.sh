@@ -4,6 +4,8 @@
 #   ours-obs   metrics on (all smg_* families) + one JSON access-log line per request (info)
 #   ours-bare  --disable-metrics (every metric update a no-op) + --log-level warning
 # then compare.py prints the same-round ratios (median and range over rounds).
+# Its windows alternate, so machine drift between them swings the ratios (0.79-1.59 per
+# round): side_by_side.py (the gateways measured concurrently) is the steady measure.
 #
 #   benchmarks/observability_overhead/run.sh [RESULTS_DIR]     (~15 min with the defaults)
 # Env: ROUNDS=4 SSE_ROUNDS=4 and every knob of ../proxy_overhead/run.sh.

@@ -173,3 +173,29 @@ def test_anthropic_stream_usage_merges_start_and_delta() -> None:
     )
     u = stats.usage_figures()
     assert u is not None and tuple(u) == (13, 12, 4, 0)
+
+
+def test_stream_usage_is_read_from_the_last_chunks_and_gaps_are_timed() -> None:
+    from smg.observability.access import StreamStats
+
+    itl = fast.HistogramChild((0.1,))
+    stats = StreamStats(itl, "openai")
+    # Many content events, then the usage event, a stop event without usage and [DONE].
+    stats.chunk(b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n')
+    for word in (b"a", b"b", b"c", b"d", b"e"):
+        stats.chunk(b'data: {"choices":[{"delta":{"content":"' + word + b'"}}]}\n\n')
+    stats.chunk(b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":5}}\n\n')
+    stats.chunk(b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n')
+    stats.chunk(b"data: [DONE]\n\n")
+    u = stats.usage_figures()
+    assert u is not None and tuple(u) == (7, 5, 0, 0)
+    assert stats.chunks == 9 and sum(itl.counts) == 8  # one gap per chunk after the first
+    # Without metrics (access line only) nothing feeds a histogram; usage still read.
+    quiet = StreamStats(None, "openai")
+    quiet.chunk(b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n')
+    quiet.chunk(b'data: {"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\ndata: [DONE]\n\n')
+    assert tuple(quiet.usage_figures() or ()) == (3, 1, 0, 0)
+    # A stream that never reported usage reports none.
+    bare = StreamStats(None, "openai")
+    bare.chunk(b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n')
+    assert bare.usage_figures() is None

@@ -4,8 +4,8 @@ A ``logging`` call with a JSON formatter costs ~40 µs per line (record object, 
 lock, attribute walk, a write and a flush per line) — over a tenth of the gateway's CPU
 per proxied request. Access lines are the one high-volume log, so they bypass it: a
 request leaves one tuple of its figures (``Entry``, a fraction of a microsecond), and the
-queued tuples become lines in the shape the configured formatter would give (orjson for
-JSON, the text layout otherwise) when they are written to stderr, at most 100 ms later
+queued tuples become lines in the shape the configured formatter would give (JSON from a
+bytes template, the text layout otherwise) when they are written to stderr, at most 100 ms later
 (or after 256 lines, and at shutdown). Other logs keep going through ``logging``; only
 the relative order of an access line and an unrelated log line within those 100 ms may
 differ from the order of events.
@@ -26,7 +26,7 @@ FLUSH_LINES: Final = 256
 
 
 class Entry(NamedTuple):
-    """The figures of one access line, in line order (a plain tuple is built on the hot path)."""
+    """The figures of one access line (the hot path builds a plain tuple in this order)."""
 
     wall: float
     request_id: str

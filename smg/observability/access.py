@@ -93,7 +93,7 @@ class _Route:
 class _Cell:
     """Everything one answered request of a (route, model, status) updates, looked up once."""
 
-    __slots__ = ("body_bytes", "duration", "requests", "route", "tokens")
+    __slots__ = ("body_bytes", "requests", "route", "tokens")
 
     def __init__(
         self,
@@ -104,7 +104,6 @@ class _Cell:
     ) -> None:
         self.requests = requests
         self.route = route
-        self.duration = route.duration
         self.body_bytes = body_bytes
         self.tokens = tokens
 
@@ -121,7 +120,8 @@ class _Cell:
         (observations inlined: this runs once per request and every call saved shows in
         the gateway's CPU)."""
         self.requests.value += 1
-        h = self.duration
+        route = self.route
+        h = route.duration
         h.counts[_bucket(h.bounds, seconds)] += 1
         h.sum += seconds
         h = self.body_bytes
@@ -135,7 +135,6 @@ class _Cell:
             reasoning.value += usage[3]
         if stream is None:
             return
-        route = self.route
         route.streamed.value += 1
         if ttft is not None:
             route.chunks.value += stream.chunks

@@ -17,6 +17,7 @@ import asyncio
 import atexit
 import os
 import time
+from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -55,7 +56,7 @@ _BOOL: Final = (b"false", b"true")
 
 # One access line, the values in as JSON (strings and null pre-encoded, numbers by the
 # format): a bytes template costs half of building a dict and serialising it. The seven
-# values that repeat from request to request come as one pre-encoded piece (``_Names``).
+# values that repeat from request to request come as one pre-encoded piece (``_names_text``).
 _JSON_LINE: Final = (
     b'{"ts":"%sZ","level":"info","logger":"smg.access","request_id":%s,%s"lb_reason":%s,'
     b'"status":%d,"latency_ms":%.3f,"ttft_ms":%s,"attempts":%d,"retries":%d,'
@@ -68,27 +69,26 @@ _TOKENS: Final = (
 _MAX_KEPT = 4096
 
 
-class _Encoded(dict[Any, bytes]):
-    """JSON text of values that repeat across lines (reasons, error kinds), kept."""
+class _Kept(dict[Any, bytes]):
+    """JSON text of values that repeat across lines, made by ``encode`` once and kept;
+    bounded (models are the client's choice, LB reasons carry figures): when full it
+    starts afresh."""
+
+    def __init__(self, encode: Callable[[Any], bytes]) -> None:
+        super().__init__()
+        self.encode = encode
 
     def __missing__(self, value: Any) -> bytes:
-        if len(self) >= _MAX_KEPT:  # values with figures in them must not grow it unbounded
+        if len(self) >= _MAX_KEPT:
             self.clear()
-        text = self[value] = _json(value)
+        text = self[value] = self.encode(value)
         return text
 
 
-class _Names(dict[tuple[Any, ...], bytes]):
+def _names_text(values: tuple[Any, ...]) -> bytes:
     """``"listener":…,"route":…,"cluster":…,"endpoint":…,"model":…,"method":…,"path":…,``
-    by those seven values, kept (they repeat: a line pays one lookup for all seven)."""
-
-    def __missing__(self, values: tuple[Any, ...]) -> bytes:
-        if len(self) >= _MAX_KEPT:  # the model is the client's choice: bounded all the same
-            self.clear()
-        text = self[values] = b"".join(
-            b'"%s":%s,' % (name, _json(v)) for name, v in zip(_NAMES, values, strict=True)
-        )
-        return text
+    (kept by those seven values: a line pays one lookup for all seven)."""
+    return b"".join(b'"%s":%s,' % (n, _json(v)) for n, v in zip(_NAMES, values, strict=True))
 
 
 def _json(value: Any) -> bytes:
@@ -99,7 +99,7 @@ def _json(value: Any) -> bytes:
         return orjson.dumps(str(value))
 
 
-def json_lines(entries: list[tuple[Any, ...]], known: _Encoded, names: _Names) -> bytes:
+def json_lines(entries: list[tuple[Any, ...]], known: _Kept, names: _Kept) -> bytes:
     """The JSON lines of ``entries`` (``Entry`` fields in order); ``known`` and ``names``
     keep the encoded text of repeating values. Times are ISO UTC with milliseconds.
 
@@ -182,8 +182,9 @@ class AccessLog:
         self.json = False
         self._queue: list[tuple[Any, ...]] = []
         self._scheduled = False
-        self._known = _Encoded()
-        self._names = _Names()
+        self._known = _Kept(_json)
+        """LB reasons and error kinds."""
+        self._names = _Kept(_names_text)
 
     def configure(self, json: bool, fd: int = 2) -> None:
         """Use JSON lines (else the text layout of the other logs), written to ``fd``."""

@@ -17,12 +17,6 @@ import orjson
 
 USAGE_MARK: Final = b'"prompt_tokens":'
 """Present in an OpenAI-dialect chunk or body only if it carries usage figures."""
-MARKS: Final[dict[str, bytes]] = {
-    "openai": USAGE_MARK,
-    "anthropic": b'_tokens":',
-    "gemini": b'TokenCount":',
-}
-"""Per client dialect: a substring every usage-carrying chunk has."""
 _NAMES: Final[dict[str, tuple[str, ...]]] = {
     # prompt, completion, cached, reasoning[, extra prompt part]
     "openai": ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens"),
@@ -104,6 +98,7 @@ def usage_in(data: bytes | None, dialect: str = "openai") -> Usage | None:
         at = data.rfind(reader.anchors[1])
         if at < 0:
             return None
+    values: list[int] | None = None
     if at and data[at - 1] == 123:  # "{": the figure opens its object
         # Parse up to the first "}": the whole object when it is flat (vLLM, SGLang,
         # OpenAI without details); a nested one fails to parse and is read by the regex.
@@ -112,22 +107,23 @@ def usage_in(data: bytes | None, dialect: str = "openai") -> Usage | None:
             names = reader.names
             try:
                 get = _loads(data[at - 1 : end + 1]).get
-                cached = get(names[2], 0)
-                prompt = get(names[0], 0) + get(names[4], 0)
-                if dialect == "anthropic":
-                    prompt += cached
-                return _new_usage(
-                    Usage, (prompt, get(names[1], 0) + 0, cached + 0, get(names[3], 0) + 0)
-                )
+                values = [
+                    get(names[0], 0) + 0,
+                    get(names[1], 0) + 0,
+                    get(names[2], 0) + 0,
+                    get(names[3], 0) + 0,
+                    get(names[4], 0) + 0,
+                ]
             except (ValueError, TypeError):  # nested or not JSON, or a figure not a number
                 pass
         start = at
     else:  # a figure or two may come before the prompt figure (llama.cpp's completion)
         start = max(0, at - _BACK)
-    values = [0, 0, 0, 0, 0]
-    slot = reader.slot
-    for name, number in reader.figures.findall(data, start):
-        values[slot[name]] = int(number)
+    if values is None:
+        values = [0, 0, 0, 0, 0]
+        slot = reader.slot
+        for name, number in reader.figures.findall(data, start):
+            values[slot[name]] = int(number)
     prompt = values[0] + values[4]
     if dialect == "anthropic":
         prompt += values[2]
